@@ -1,0 +1,358 @@
+"""Regression losses: squared and absolute error, Huber, SmoothL1, log-cosh, MAPE, MSLE, Poisson,
+Gaussian NLL and cosine similarity.
+
+Shapes: ``predictions`` and ``targets`` broadcast against each other (torch broadcasts with a
+warning; Keras and optax expect equal shapes). Every function takes the reduction keywords of
+:func:`reference._core.reduce` (``reduction``, ``axis``, ``weights``, ``divisor``) and defaults to
+``reduction="none"``, the per-element terms.
+
+Framework semantics are keyword parameters whose default is the exact mathematics; the catalog
+binds the value each framework documents (Keras' ``epsilon=1e-7`` clips, torch's ``eps``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._core import Result, f64, finish, rel_gap, softplus, unbroadcast
+
+LOG2 = math.log(2.0)
+
+
+def _pair(predictions, targets):
+    p, t = f64(predictions, targets)
+    return p, t, np.broadcast_arrays(p, t)
+
+
+def squared_error(predictions, targets, *, half: bool = False, reduction: str = "none", **reduce_kw) -> Result:
+    """(p - t)^2, or 0.5 (p - t)^2 with ``half=True`` (optax ``l2_loss``).
+
+    torch ``MSELoss`` (reduction mean over all elements), Keras ``MeanSquaredError`` (mean over the
+    last axis, then ``sum_over_batch_size``), optax ``squared_error`` / ``l2_loss`` (no reduction).
+    """
+    p, t, (pb, tb) = _pair(predictions, targets)
+    c = 0.5 if half else 1.0
+    d = pb - tb
+    terms = c * d * d
+
+    def vjp(g):
+        gp = g * 2.0 * c * d
+        return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
+
+    return finish(terms, terms, vjp, reduction, **reduce_kw)
+
+
+def absolute_error(predictions, targets, *, reduction: str = "none", **reduce_kw) -> Result:
+    """|p - t|: torch ``L1Loss``, Keras ``MeanAbsoluteError``. Not differentiable at p == t
+    (the gradient there is a subgradient; torch and Keras use sign(0) = 0)."""
+    p, t, (pb, tb) = _pair(predictions, targets)
+    d = pb - tb
+    terms = np.abs(d)
+
+    def vjp(g):
+        gp = g * np.sign(d)
+        return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
+
+    gap = rel_gap(pb, tb)
+    return finish(terms, terms, vjp, reduction, kink_gap={"predictions": gap, "targets": gap}, **reduce_kw)
+
+
+def huber(predictions, targets, *, delta: float = 1.0, reduction: str = "none", **reduce_kw) -> Result:
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta), with d = p - t.
+
+    torch ``HuberLoss(delta)``, Keras ``Huber(delta)``, optax ``huber_loss(delta)``. The loss is
+    once differentiable; the second derivative jumps at |d| = delta, listed in ``kink_gap`` so
+    finite-difference checks stay off it.
+    """
+    p, t, (pb, tb) = _pair(predictions, targets)
+    d = pb - tb
+    a = np.abs(d)
+    inner = a <= delta
+    terms = np.where(inner, 0.5 * d * d, delta * (a - 0.5 * delta))
+    scale = np.where(inner, 0.5 * d * d, delta * (a + 0.5 * delta))
+
+    def vjp(g):
+        gp = g * np.where(inner, d, delta * np.sign(d))
+        return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
+
+    gap = rel_gap(a, delta)
+    return finish(terms, scale, vjp, reduction, kink_gap={"predictions": gap, "targets": gap}, **reduce_kw)
+
+
+def smooth_l1(predictions, targets, *, beta: float = 1.0, reduction: str = "none", **reduce_kw) -> Result:
+    """torch ``SmoothL1Loss(beta)``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
+
+    ``beta == 0`` is exactly L1 (torch special-cases it), with a kink at d == 0.
+    """
+    if beta == 0:
+        return absolute_error(predictions, targets, reduction=reduction, **reduce_kw)
+    p, t, (pb, tb) = _pair(predictions, targets)
+    d = pb - tb
+    a = np.abs(d)
+    inner = a < beta
+    terms = np.where(inner, 0.5 * d * d / beta, a - 0.5 * beta)
+    scale = np.where(inner, terms, a + 0.5 * beta)
+
+    def vjp(g):
+        gp = g * np.where(inner, d / beta, np.sign(d))
+        return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
+
+    gap = rel_gap(a, beta)
+    return finish(terms, scale, vjp, reduction, kink_gap={"predictions": gap, "targets": gap}, **reduce_kw)
+
+
+def log_cosh(predictions, targets, *, reduction: str = "none", **reduce_kw) -> Result:
+    """log(cosh(p - t)), evaluated as |d| + softplus(-2|d|) - log 2 (no overflow for huge d).
+
+    Keras ``LogCosh`` and optax ``log_cosh`` both compute a difference of terms of size |d| and
+    log 2, so the error scale is that sum, not the (much smaller) value near d = 0.
+    """
+    p, t, (pb, tb) = _pair(predictions, targets)
+    d = pb - tb
+    a = np.abs(d)
+    sp = softplus(-2.0 * a)
+    terms = a + sp - LOG2
+    scale = a + sp + LOG2
+
+    def vjp(g):
+        gp = g * np.tanh(d)
+        return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
+
+    return finish(terms, scale, vjp, reduction, **reduce_kw)
+
+
+def mape(predictions, targets, *, epsilon: float | None = None, reduction: str = "none", **reduce_kw) -> Result:
+    """100 |t - p| / max(|t|, epsilon): Keras ``MeanAbsolutePercentageError`` (epsilon = 1e-7).
+
+    ``epsilon=None`` is the exact |t - p| / |t| (infinite at t == 0). Kinks: p == t, |t| == epsilon.
+    """
+    p, t, (pb, tb) = _pair(predictions, targets)
+    d = pb - tb
+    at = np.abs(tb)
+    denom = at if epsilon is None else np.maximum(at, epsilon)
+    clipped = np.zeros_like(at, dtype=bool) if epsilon is None else at < epsilon
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = 100.0 * np.abs(d) / denom
+
+        def vjp(g):
+            gp = g * 100.0 * np.sign(d) / denom
+            # d/dt of |t - p| / |t| = -sign(d)/|t| - |d| sign(t)/t^2 (second term absent when clipped)
+            gt = -gp - np.where(clipped, 0.0, g * 100.0 * np.abs(d) * np.sign(tb) / (denom * denom))
+            return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(gt, t.shape)}
+
+    gap_d = rel_gap(pb, tb)
+    gap_t = np.minimum(gap_d, rel_gap(at, 0.0 if epsilon is None else epsilon))
+    return finish(terms, terms, vjp, reduction, kink_gap={"predictions": gap_d, "targets": gap_t}, **reduce_kw)
+
+
+def msle(predictions, targets, *, epsilon: float | None = None, reduction: str = "none", **reduce_kw) -> Result:
+    """(log(1 + max(p, eps)) - log(1 + max(t, eps)))^2: Keras ``MeanSquaredLogarithmicError``
+    (epsilon = 1e-7). ``epsilon=None`` is the exact (log1p(p) - log1p(t))^2 for p, t > -1.
+
+    Keras evaluates log(x + 1) rather than log1p(x): each log carries an absolute error of about
+    one ulp of 1, which the scale includes.
+    """
+    p, t, (pb, tb) = _pair(predictions, targets)
+    lo = -np.inf if epsilon is None else epsilon
+    pc, tc = np.maximum(pb, lo), np.maximum(tb, lo)
+    lp, lt = np.log1p(pc), np.log1p(tc)
+    d = lp - lt
+    terms = d * d
+    scale = terms + 2.0 * np.abs(d) * (np.abs(lp) + np.abs(lt) + 2.0)
+
+    def vjp(g):
+        gd = g * 2.0 * d
+        gp = np.where(pb >= lo, gd / (1.0 + pc), 0.0)
+        gt = np.where(tb >= lo, -gd / (1.0 + tc), 0.0)
+        return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(gt, t.shape)}
+
+    kinks = {}
+    if epsilon is not None:
+        kinks = {"predictions": rel_gap(pb, epsilon), "targets": rel_gap(tb, epsilon)}
+    return finish(terms, scale, vjp, reduction, kink_gap=kinks, **reduce_kw)
+
+
+def poisson(predictions, targets, *, epsilon: float = 0.0, reduction: str = "none", **reduce_kw) -> Result:
+    """p - t log(p + epsilon): Keras ``Poisson`` (epsilon = 1e-7, mean over the last axis).
+
+    Requires p + epsilon > 0. ``epsilon=0`` is the exact Poisson negative log-likelihood without
+    the log(t!) constant.
+    """
+    p, t, (pb, tb) = _pair(predictions, targets)
+    q = pb + epsilon
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lq = np.log(q)
+        tl = tb * lq
+        terms = pb - tl
+        scale = np.abs(pb) + np.abs(tl)
+
+        def vjp(g):
+            gp = g * (1.0 - tb / q)
+            return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-g * lq, t.shape)}
+
+        def gscale(g):
+            return {"predictions": unbroadcast(g * (1.0 + np.abs(tb / q)), p.shape),
+                    "targets": unbroadcast(g * np.abs(lq), t.shape)}
+
+    return finish(terms, scale, vjp, reduction, local_grad_scale=gscale, **reduce_kw)
+
+
+def _stirling(t):
+    """t log t - t + 0.5 log(2 pi t) for t > 1, else 0 (torch's ``full=True`` term), and d/dt."""
+    big = t > 1
+    ts = np.where(big, t, 2.0)
+    term = np.where(big, ts * np.log(ts) - ts + 0.5 * np.log(2.0 * math.pi * ts), 0.0)
+    dterm = np.where(big, np.log(ts) + 0.5 / ts, 0.0)
+    scale = np.where(big, np.abs(ts * np.log(ts)) + ts + np.abs(0.5 * np.log(2.0 * math.pi * ts)), 0.0)
+    return term, dterm, scale
+
+
+def poisson_nll(input, target, *, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                reduction: str = "none", **reduce_kw) -> Result:
+    """torch ``PoissonNLLLoss``.
+
+    ``log_input=True``: exp(x) - t x (x is the log-rate); ``log_input=False``: x - t log(x + eps).
+    ``full=True`` adds Stirling's approximation of log(t!) where t > 1 (0 elsewhere: the value jumps
+    at t == 1, listed in ``kink_gap``). ``eps=0`` with ``log_input=False`` is the exact NLL.
+    """
+    x, t, (xb, tb) = _pair(input, target)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if log_input:
+            ex = np.exp(xb)
+            tx = tb * xb
+            terms = ex - tx
+            scale = ex + np.abs(tx)
+            dx, dt = ex - tb, -xb
+            gsx, gst = ex + np.abs(tb), np.abs(xb)
+        else:
+            q = xb + eps
+            lq = np.log(q)
+            tl = tb * lq
+            terms = xb - tl
+            scale = np.abs(xb) + np.abs(tl)
+            dx, dt = 1.0 - tb / q, -lq
+            gsx, gst = 1.0 + np.abs(tb / q), np.abs(lq)
+    kinks = {}
+    if full:
+        st, dst, sst = _stirling(tb)
+        terms, scale, dt, gst = terms + st, scale + sst, dt + dst, gst + np.abs(dst) + 1.0
+        kinks = {"target": rel_gap(tb, 1.0)}
+
+    def vjp(g):
+        return {"input": unbroadcast(g * dx, x.shape), "target": unbroadcast(g * dt, t.shape)}
+
+    def gscale(g):
+        return {"input": unbroadcast(g * gsx, x.shape), "target": unbroadcast(g * gst, t.shape)}
+
+    return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
+
+
+def gaussian_var_shape(input_shape, var_shape):
+    """torch's rule for ``var``: same shape as input, input shape without its last dim (then
+    unsqueezed), or one mismatched dimension of size 1. Returns the broadcastable shape, or raises."""
+    input_shape, var_shape = tuple(input_shape), tuple(var_shape)
+    if var_shape == input_shape:
+        return var_shape
+    if input_shape[:-1] == var_shape:
+        return var_shape + (1,)
+    if len(var_shape) == len(input_shape) and sum(
+        v for i, v in zip(input_shape, var_shape) if i != v
+    ) == 1:
+        return var_shape
+    raise ValueError("var is of incorrect size")
+
+
+def gaussian_nll(input, target, var, *, full: bool = False, eps: float = 1e-6, straight_through: bool = True,
+                 reduction: str = "none", **reduce_kw) -> Result:
+    """torch ``GaussianNLLLoss``: 0.5 (log v + (x - t)^2 / v) (+ 0.5 log 2 pi when ``full``),
+    with v = max(var, eps).
+
+    torch clamps ``var`` in place under ``no_grad``: the value uses the clamped variance but the
+    gradient passes through the clamp as if it were the identity (``straight_through=True``, the
+    default). ``straight_through=False`` is the derivative of the clamped value (zero below
+    ``eps``); ``eps=0`` is the exact NLL. ``var`` may be one dimension short of
+    ``input`` or have one broadcast dimension (:func:`gaussian_var_shape`).
+    """
+    x, t, v0 = f64(input, target, var)
+    vshape = gaussian_var_shape(x.shape, v0.shape)
+    v_in = v0.reshape(vshape)
+    v = np.maximum(v_in, eps)
+    shape = np.broadcast_shapes(x.shape, t.shape, vshape)
+    xb, tb, vb = (np.broadcast_to(a, shape) for a in (x, t, v))
+    d = xb - tb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lv = np.log(vb)
+        q = d * d / vb
+        const = 0.5 * math.log(2.0 * math.pi) if full else 0.0
+        terms = 0.5 * (lv + q) + const
+        scale = 0.5 * (np.abs(lv) + q) + const
+
+        def vjp(g):
+            gx = g * d / vb
+            gv = g * 0.5 * (1.0 / vb - q / vb)
+            if not straight_through:
+                gv = np.where(np.broadcast_to(v_in, shape) > eps, gv, 0.0)
+            return {"input": unbroadcast(gx, x.shape), "target": unbroadcast(-gx, t.shape),
+                    "var": unbroadcast(gv, vshape).reshape(v0.shape)}
+
+        def gscale(g):
+            gx = np.abs(g * d / vb)
+            gv = g * 0.5 * (1.0 / vb + q / vb)
+            return {"input": unbroadcast(gx, x.shape), "target": unbroadcast(gx, t.shape),
+                    "var": unbroadcast(gv, vshape).reshape(v0.shape)}
+
+    kinks = {"var": rel_gap(v0, eps)}
+    return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
+
+
+def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float = 0.0, negate: bool = False,
+                      where=None, reduction: str = "none", **reduce_kw) -> Result:
+    """sum(a/max(|a|, floor) * b/max(|b|, floor)) along ``axis``.
+
+    optax ``cosine_similarity(epsilon=e)`` is ``norm_floor=sqrt(e)``; Keras ``CosineSimilarity``
+    normalises with ``x * min(rsqrt(|x|^2), 1/1e-7)``, i.e. ``norm_floor=1e-7``, and returns the
+    negation (``negate=True``). With ``norm_floor=0`` a zero vector gives NaN (0/0), the exact
+    mathematics having no value there. ``where`` masks elements along ``axis`` (optax).
+    Non-differentiable where a norm equals the floor.
+    """
+    a, b = f64(predictions, targets)
+    a, b = np.broadcast_arrays(a, b)
+    m = np.ones(a.shape, dtype=bool) if where is None else np.broadcast_to(np.asarray(where, bool), a.shape)
+    a0, b0 = np.where(m, a, 0.0), np.where(m, b, 0.0)
+    na = np.sqrt(np.sum(a0 * a0, axis=axis, keepdims=True))
+    nb = np.sqrt(np.sum(b0 * b0, axis=axis, keepdims=True))
+    da, db = np.maximum(na, norm_floor), np.maximum(nb, norm_floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ua, ub = a0 / da, b0 / db
+        sim = np.sum(ua * ub, axis=axis)
+        sign = -1.0 if negate else 1.0
+        terms = sign * sim
+        scale = np.sum(np.abs(ua * ub), axis=axis) + 1.0
+
+        def vjp(g):
+            gs = sign * np.expand_dims(g, axis)
+            simk = np.expand_dims(sim, axis)
+            # d/da of (a . ub)/|a| is (ub - sim * ua)/|a| when the norm is above the floor,
+            # and ub/floor when the floor is active (|a| constant).
+            ga = np.where(na > norm_floor, (ub - simk * ua) / da, ub / da)
+            gb = np.where(nb > norm_floor, (ua - simk * ub) / db, ua / db)
+            return {"predictions": np.where(m, gs * ga, 0.0), "targets": np.where(m, gs * gb, 0.0)}
+
+        def gscale(g):
+            gs = np.abs(np.expand_dims(g, axis))
+            return {"predictions": np.where(m, gs * (np.abs(ub) + np.abs(ua)) / da, 0.0),
+                    "targets": np.where(m, gs * (np.abs(ua) + np.abs(ub)) / db, 0.0)}
+
+    ga_gap = np.broadcast_to(rel_gap(na, norm_floor) if norm_floor else na / (na + 1.0), a.shape)
+    gb_gap = np.broadcast_to(rel_gap(nb, norm_floor) if norm_floor else nb / (nb + 1.0), a.shape)
+    return finish(terms, scale, vjp, reduction, kink_gap={"predictions": ga_gap, "targets": gb_gap},
+                  local_grad_scale=gscale, **reduce_kw)
+
+
+def cosine_distance(predictions, targets, *, axis: int = -1, norm_floor: float = 0.0, where=None,
+                    reduction: str = "none", **reduce_kw) -> Result:
+    """1 - cosine_similarity: optax ``cosine_distance``."""
+    neg = cosine_similarity(predictions, targets, axis=axis, norm_floor=norm_floor, negate=True, where=where)
+    return finish(1.0 + neg.value, neg.scale + 1.0, neg.vjp, reduction, kink_gap=neg.kink_gap,
+                  local_grad_scale=neg.grad_scale, **reduce_kw)
