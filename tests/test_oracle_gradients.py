@@ -19,7 +19,6 @@ def test_gradient_matches_finite_differences(case):
 
 def test_checker_catches_a_wrong_gradient():
     """The verifier itself must fail on a reference whose gradient has one wrong element."""
-    import numpy as np
 
     from losscheck.reference import regression
 
@@ -36,4 +35,4 @@ def test_checker_catches_a_wrong_gradient():
     case = fd.OracleCase("planted", broken, lambda rng: ({"predictions": rng.uniform(1, 2, (3, 2)),
                                                           "targets": rng.uniform(-2, -1, (3, 2))}, {}), draws=1)
     failures = fd.check_case(case)
-    assert failures and "d/dpredictions" in failures[0] and np.isfinite(1.0)
+    assert failures and "d/dpredictions" in failures[0]
