@@ -100,6 +100,7 @@ def reduce(
     axis: int | None = None,
     weights: Array | None = None,
     divisor: float | Array | None = None,
+    reduce_scalars: bool = True,
 ):
     """Reduce unreduced loss ``terms`` the way a framework does.
 
@@ -108,8 +109,9 @@ def reduce(
     2. ``weights``: multiply by constant weights broadcast to the per-sample losses;
     3. ``reduction``: one of :data:`REDUCTIONS`; ``divisor`` overrides the denominator of a mean
        (torch's weighted mean divides by the sum of the weights of the non-ignored targets).
-       A zero divisor gives 0, as Keras' ``divide_no_nan`` does; pass ``np.nan`` semantics by
-       giving the framework's own rule in ``divisor``.
+       A zero divisor gives 0, as Keras' ``divide_no_nan`` does.
+       ``reduce_scalars=False``: 0-d per-sample losses are returned unreduced (Keras'
+       ``reduce_values`` returns them as they are, even for ``mean_with_sample_weight``).
 
     Returns ``(value, value_scale, back)``; ``back(cotangent)`` maps a cotangent of ``value`` to
     the cotangent of ``terms``.
@@ -127,7 +129,7 @@ def reduce(
         w = np.broadcast_to(np.asarray(weights, dtype=np.float64), per_sample.shape)
         per_sample, per_scale = per_sample * w, per_scale * np.abs(w)
 
-    if reduction == "none":
+    if reduction == "none" or (not reduce_scalars and per_sample.ndim == 0):
         value, value_scale, denom = per_sample, per_scale, None
     else:
         if divisor is not None:

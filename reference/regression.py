@@ -119,7 +119,13 @@ def log_cosh(predictions, targets, *, reduction: str = "none", **reduce_kw) -> R
         gp = g * np.tanh(d)
         return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
 
-    return finish(terms, scale, vjp, reduction, **reduce_kw)
+    def gscale(g):
+        # Both formulations differentiate to a difference of two terms that sum to 1
+        # (e^d - e^-d over their sum; 1 - 2 sigmoid(2d)): the error scale is 1, not |tanh d|.
+        one = np.ones_like(d)
+        return {"predictions": unbroadcast(g * one, p.shape), "targets": unbroadcast(g * one, t.shape)}
+
+    return finish(terms, scale, vjp, reduction, local_grad_scale=gscale, **reduce_kw)
 
 
 def mape(predictions, targets, *, epsilon: float | None = None, reduction: str = "none", **reduce_kw) -> Result:
@@ -141,9 +147,15 @@ def mape(predictions, targets, *, epsilon: float | None = None, reduction: str =
             gt = -gp - np.where(clipped, 0.0, g * 100.0 * np.abs(d) * np.sign(tb) / (denom * denom))
             return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(gt, t.shape)}
 
+        def gscale(g):
+            gp = g * 100.0 / denom
+            gt = gp + np.where(clipped, 0.0, g * 100.0 * np.abs(d) / (denom * denom))
+            return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(gt, t.shape)}
+
     gap_d = rel_gap(pb, tb)
     gap_t = np.minimum(gap_d, rel_gap(at, 0.0 if epsilon is None else epsilon))
-    return finish(terms, terms, vjp, reduction, kink_gap={"predictions": gap_d, "targets": gap_t}, **reduce_kw)
+    return finish(terms, terms, vjp, reduction, kink_gap={"predictions": gap_d, "targets": gap_t},
+                  local_grad_scale=gscale, **reduce_kw)
 
 
 def msle(predictions, targets, *, epsilon: float | None = None, reduction: str = "none", **reduce_kw) -> Result:
@@ -185,7 +197,8 @@ def poisson(predictions, targets, *, epsilon: float = 0.0, reduction: str = "non
         lq = np.log(q)
         tl = tb * lq
         terms = pb - tl
-        scale = np.abs(pb) + np.abs(tl)
+        # rounding p + epsilon costs one ulp of the sum, i.e. about eps absolute in log(q)
+        scale = np.abs(pb) + np.abs(tl) + np.abs(tb)
 
         def vjp(g):
             gp = g * (1.0 - tb / q)
@@ -193,7 +206,7 @@ def poisson(predictions, targets, *, epsilon: float = 0.0, reduction: str = "non
 
         def gscale(g):
             return {"predictions": unbroadcast(g * (1.0 + np.abs(tb / q)), p.shape),
-                    "targets": unbroadcast(g * np.abs(lq), t.shape)}
+                    "targets": unbroadcast(g * (np.abs(lq) + 1.0), t.shape)}
 
     return finish(terms, scale, vjp, reduction, local_grad_scale=gscale, **reduce_kw)
 
@@ -230,9 +243,9 @@ def poisson_nll(input, target, *, log_input: bool = True, full: bool = False, ep
             lq = np.log(q)
             tl = tb * lq
             terms = xb - tl
-            scale = np.abs(xb) + np.abs(tl)
+            scale = np.abs(xb) + np.abs(tl) + np.abs(tb)
             dx, dt = 1.0 - tb / q, -lq
-            gsx, gst = 1.0 + np.abs(tb / q), np.abs(lq)
+            gsx, gst = 1.0 + np.abs(tb / q), np.abs(lq) + 1.0
     kinks = {}
     if full:
         st, dst, sst = _stirling(tb)
@@ -306,6 +319,13 @@ def gaussian_nll(input, target, var, *, full: bool = False, eps: float = 1e-6, s
     return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
 
 
+def _norm(x, axis):
+    """Euclidean norm along ``axis`` (kept), scaled so that it neither underflows nor overflows."""
+    big = np.max(np.abs(x), axis=axis, keepdims=True)
+    safe = np.where(big > 0, big, 1.0)
+    return np.where(big > 0, safe * np.sqrt(np.sum((x / safe) ** 2, axis=axis, keepdims=True)), 0.0)
+
+
 def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float = 0.0, negate: bool = False,
                       where=None, reduction: str = "none", **reduce_kw) -> Result:
     """sum(a/max(|a|, floor) * b/max(|b|, floor)) along ``axis``.
@@ -320,8 +340,7 @@ def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float
     a, b = np.broadcast_arrays(a, b)
     m = np.ones(a.shape, dtype=bool) if where is None else np.broadcast_to(np.asarray(where, bool), a.shape)
     a0, b0 = np.where(m, a, 0.0), np.where(m, b, 0.0)
-    na = np.sqrt(np.sum(a0 * a0, axis=axis, keepdims=True))
-    nb = np.sqrt(np.sum(b0 * b0, axis=axis, keepdims=True))
+    na, nb = _norm(a0, axis), _norm(b0, axis)
     da, db = np.maximum(na, norm_floor), np.maximum(nb, norm_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         ua, ub = a0 / da, b0 / db

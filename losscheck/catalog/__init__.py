@@ -1,0 +1,49 @@
+"""The catalog: one :class:`~.spec.LossSpec` per documented framework loss.
+
+Specs live in one module per framework namespace. Loading the catalog imports NumPy, hypothesis
+and the oracle, never a framework.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from functools import lru_cache
+
+from .spec import Arg, Case, Deviation, Expected, LossSpec, Precision
+
+MODULES = ("torch_nn", "keras_losses", "optax_losses")
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, LossSpec]:
+    out: dict[str, LossSpec] = {}
+    for name in MODULES:
+        for spec in importlib.import_module(f"{__name__}.{name}").SPECS:
+            if spec.id in out:
+                raise ValueError(f"duplicate spec id {spec.id!r}")
+            out[spec.id] = spec
+    return out
+
+
+def all_specs() -> list[LossSpec]:
+    return list(_registry().values())
+
+
+def get(spec_id: str) -> LossSpec:
+    try:
+        return _registry()[spec_id]
+    except KeyError:
+        raise KeyError(unknown_id_message(spec_id)) from None
+
+
+def unknown_id_message(spec_id: str) -> str:
+    ids = list(_registry())
+    close = difflib.get_close_matches(spec_id, ids, n=3, cutoff=0.5)
+    if not close:
+        tail = spec_id.rsplit(".", 1)[-1].lower()
+        close = [i for i in ids if tail and tail in i.lower()][:3]
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return f"unknown loss id {spec_id!r}{hint}"
+
+
+__all__ = ["Arg", "Case", "Deviation", "Expected", "LossSpec", "Precision", "all_specs", "get", "unknown_id_message"]

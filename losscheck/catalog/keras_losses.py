@@ -1,0 +1,74 @@
+"""keras.losses (Keras 3): each class with its function twin, on every Keras backend."""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from ..reference import regression as R
+from .build import keras_twins
+from .inputs import pair
+from .spec import Deviation, Expected, Precision
+from .when import squared_norm_underflows
+
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
+DOCS = "https://keras.io/api/losses/regression_losses/"
+YT_YP = pair("y_true", "y_pred")
+
+
+def _per_sample(fn, **fixed):
+    """Oracle for a Keras regression loss: elementwise terms, mean over the last axis, reduction."""
+    def oracle(case, reduce_kw):
+        kw = {k: case.params[k] for k in ("delta",) if k in case.params}
+        return fn(case.inputs["y_pred"], case.inputs["y_true"], axis=-1, **fixed, **kw, **reduce_kw)
+    return oracle
+
+
+SPECS = [
+    *keras_twins("MeanSquaredError", "mean_squared_error", space={}, inputs=YT_YP,
+                 oracle=_per_sample(R.squared_error), family="regression", reference="regression.squared_error"),
+    *keras_twins("MeanAbsoluteError", "mean_absolute_error", space={}, inputs=YT_YP,
+                 oracle=_per_sample(R.absolute_error), family="regression", reference="regression.absolute_error"),
+    *keras_twins("MeanAbsolutePercentageError", "mean_absolute_percentage_error", space={}, inputs=YT_YP,
+                 oracle=_per_sample(R.mape, epsilon=KERAS_EPSILON), exact=_per_sample(R.mape),
+                 deviation=Deviation("|y_true| is floored at 1e-7 in the denominator", DOCS),
+                 swappable=("y_true", "y_pred"), family="regression", reference="regression.mape"),
+    *keras_twins("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", space={},
+                 inputs=pair("y_true", "y_pred", "log_pos", "log_pos"),
+                 oracle=_per_sample(R.msle, epsilon=KERAS_EPSILON), exact=_per_sample(R.msle),
+                 deviation=Deviation("inputs are clipped below at 1e-7 before log(x + 1)", DOCS),
+                 family="regression", reference="regression.msle"),
+    *keras_twins("Huber", "huber", space={"delta": st.floats(0.05, 4.0)}, inputs=YT_YP,
+                 oracle=_per_sample(R.huber), family="regression", reference="regression.huber"),
+    *keras_twins("LogCosh", "log_cosh", space={}, inputs=YT_YP, oracle=_per_sample(R.log_cosh),
+                 precision=(Precision("float64", "float32",
+                                      "log(2) is computed as ops.log(2.0) of a Python float, which the TensorFlow "
+                                      "backend evaluates in float32 before casting: a 1.9e-9 error in float64",
+                                      "https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py",
+                                      runtimes=("keras-tensorflow",)),),
+                 family="regression", reference="regression.log_cosh"),
+    *keras_twins("Poisson", "poisson", space={}, inputs=pair("y_true", "y_pred", "count", "nonnegative"),
+                 oracle=_per_sample(R.poisson, epsilon=KERAS_EPSILON), exact=_per_sample(R.poisson),
+                 deviation=Deviation("log(y_pred + 1e-7) replaces log(y_pred)", DOCS),
+                 swappable=("y_true", "y_pred"), family="regression", reference="regression.poisson"),
+]
+
+
+def _cosine(norm_floor):
+    def oracle(case, reduce_kw):
+        return R.cosine_similarity(case.inputs["y_pred"], case.inputs["y_true"], axis=case.params.get("axis", -1),
+                                   norm_floor=norm_floor, negate=True, **reduce_kw)
+    return oracle
+
+
+ZERO_VECTOR_NAN_GRAD = tuple(
+    Expected("normalize() computes x * minimum(rsqrt(sum(x^2)), 1/epsilon); where sum(x^2) is 0 (a zero "
+             "vector, or one so small that x^2 underflows) rsqrt is inf and the unused branch of minimum "
+             "contributes inf * 0 = NaN to the gradient (the TensorFlow backend's gradient is finite)",
+             "https://github.com/keras-team/keras/blob/master/keras/src/ops/nn.py",
+             property="gradient", code="N003", runtime=rt, when=squared_norm_underflows("y_true", "y_pred"))
+    for rt in ("keras-jax", "keras-torch"))
+
+SPECS += keras_twins(
+    "CosineSimilarity", "cosine_similarity", space={"axis": [-1]}, inputs=YT_YP, expected=ZERO_VECTOR_NAN_GRAD,
+    oracle=_cosine(KERAS_EPSILON), exact=_cosine(0.0),
+    deviation=Deviation("norms are floored at 1e-7: a zero vector gives 0, where the exact cosine is undefined", DOCS),
+    family="regression", reference="regression.cosine_similarity")

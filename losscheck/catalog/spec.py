@@ -1,0 +1,146 @@
+"""Declarative records for documented losses (PyTorch OpInfo's idea, without its size).
+
+A :class:`LossSpec` says how to draw valid inputs and parameters, how to build and call the
+framework's loss, which oracle function (with which framework semantics) it must equal, and which
+failures are expected, each scoped and with a reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+KERAS_RUNTIMES = ("keras-tensorflow", "keras-jax", "keras-torch")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One tensor argument of the loss callable, by the keyword the framework accepts.
+
+    ``ref`` is the name of the matching input in the oracle's gradient dictionary.
+    ``kind``: "float", "int" or "bool". Only float arguments with ``differentiable=True`` are
+    differentiated.
+    """
+    name: str
+    ref: str | None = None
+    kind: str = "float"
+    differentiable: bool = True
+
+    @property
+    def oracle_name(self) -> str:
+        return self.ref or self.name
+
+    @property
+    def wants_grad(self) -> bool:
+        return self.kind == "float" and self.differentiable
+
+
+@dataclass(frozen=True)
+class Case:
+    """One drawn example: tensor inputs by argument name, and the loss's parameters.
+
+    Parameters whose value is an ndarray (class weights, pos_weight) become framework tensors.
+    """
+    inputs: Mapping[str, np.ndarray]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_inputs(self, **inputs) -> "Case":
+        return Case({**self.inputs, **inputs}, self.params)
+
+    @property
+    def shape(self) -> dict[str, tuple]:
+        return {k: tuple(np.shape(v)) for k, v in self.inputs.items()}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A scoped expected failure: the check fails for a known reason.
+
+    Scope fields left as ``None`` match anything. ``code`` restricts it to one diagnosis;
+    ``when(case, dtype)`` is a predicate on the drawn :class:`Case` (its inputs, rounded to the
+    tested dtype, and params) and the dtype name. Within a check,
+    examples that fail inside the scope are recorded and the search goes on for failures outside
+    it. A check whose scope is unconditional (no ``when``) and that passes is reported ``xpass``.
+    """
+    reason: str
+    link: str = ""
+    property: str | None = None
+    dtype: str | None = None
+    runtime: str | None = None
+    code: str | None = None
+    when: Callable[["Case", str], bool] | None = None
+
+    def matches(self, prop: str, dtype: str, runtime: str, case: "Case | None" = None,
+                code: str | None = None) -> bool:
+        if self.property not in (None, prop) or self.dtype not in (None, dtype):
+            return False
+        if self.runtime not in (None, runtime) or self.code not in (None, code):
+            return False
+        return self.when is None or case is None or bool(self.when(case, dtype))
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """Documented framework semantics that differ from the exact mathematics.
+
+    The value property measures the difference between the spec's ``oracle`` (the framework's
+    semantics) and its ``exact`` oracle on every example and reports the largest one.
+    """
+    summary: str
+    link: str = ""
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Inputs of ``dtype`` are computed at the lower precision of ``effective`` on ``runtimes``.
+
+    Errors beyond the ``dtype`` bound are then judged in units of ``effective``'s eps: within that
+    bound the check reports a D001 deviation with the measured error, beyond it a failure.
+    """
+    dtype: str
+    effective: str
+    reason: str
+    link: str = ""
+    runtimes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    id: str                                   # "torch.nn.MSELoss", "keras.losses.Huber", "optax.losses.l2_loss"
+    framework: str                            # "torch" | "keras" | "optax"
+    family: str                               # oracle module: "regression", "classification", ...
+    reference: str                            # "regression.squared_error": for listing and reports
+    args: tuple[Arg, ...]
+    draw: Callable[[Any], Case]               # hypothesis ``data`` object -> Case
+    call: Callable[[Any, Mapping[str, Any]], Callable]   # (namespace, params) -> loss callable
+    oracle: Callable[[Case], Any]             # Case -> reference Result (framework semantics)
+    exact: Callable[[Case], Any] | None = None  # Case -> Result with the exact mathematics
+    runtimes: tuple[str, ...] = ()
+    params_doc: str = ""                      # parameter space, for `losscheck list`
+    expected: tuple[Expected, ...] = ()
+    deviation: Deviation | None = None
+    swappable: tuple[str, str] | None = None  # (prediction arg, target arg) of a non-symmetric loss
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    precision: tuple[Precision, ...] = ()
+    notes: str = ""
+
+    def __post_init__(self):
+        if not self.runtimes:
+            default = {"torch": ("torch",), "optax": ("jax",), "keras": KERAS_RUNTIMES}
+            object.__setattr__(self, "runtimes", default[self.framework])
+
+    @property
+    def grad_args(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.wants_grad)
+
+    def precision_for(self, dtype: str, runtime: str) -> Precision | None:
+        return next((p for p in self.precision if p.dtype == dtype
+                     and (p.runtimes is None or runtime in p.runtimes)), None)
+
+    def expected_for(self, prop: str, dtype: str, runtime: str, case: Case | None = None,
+                     code: str | None = None) -> Expected | None:
+        for e in self.expected:
+            if e.matches(prop, dtype, runtime, case, code):
+                return e
+        return None

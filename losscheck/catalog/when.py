@@ -1,0 +1,22 @@
+"""Predicates for scoped expected failures: ``when(case, dtype) -> bool``."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def squared_norm_underflows(*names: str):
+    """True when one of the named inputs has a vector (along the last axis, restricted to the
+    ``where`` parameter when there is one) whose sum of squares is 0 in the tested dtype: a zero
+    vector, or one so small that x^2 underflows."""
+    def when(case, dtype) -> bool:
+        compute = np.float64 if dtype == "float64" else np.float32
+        where = case.params.get("where")
+        with np.errstate(under="ignore"):
+            for k in names:
+                sq = np.square(np.asarray(case.inputs[k], dtype=compute))
+                if where is not None:
+                    sq = np.where(np.broadcast_to(np.asarray(where, bool), sq.shape), sq, 0)
+                if np.any(np.sum(sq, axis=-1) == 0):
+                    return True
+        return False
+    return when

@@ -1,0 +1,129 @@
+"""`losscheck ...`: the command line.
+
+Exit codes: 0 every check passed (deviations and expected failures included), 1 at least one
+failure, 2 could not run (bad usage, unknown id) with a one-line reason.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .properties import PROPERTIES
+    from .tolerance import DTYPES
+
+    p = argparse.ArgumentParser(prog="losscheck", description="Prove loss functions right, or show how they are wrong.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list the catalog of framework losses")
+    ls.add_argument("--framework", choices=["torch", "keras", "optax"])
+    ls.add_argument("--family")
+
+    ck = sub.add_parser("check", help="check catalog losses against the float64 oracle")
+    ck.add_argument("ids", nargs="*", metavar="ID", help="catalog ids (see `losscheck list`)")
+    ck.add_argument("--all", action="store_true", help="check the whole catalog")
+    ck.add_argument("--framework", choices=["torch", "keras", "optax"])
+    ck.add_argument("--keras-backend", choices=["tensorflow", "jax", "torch"], action="append",
+                    help="restrict Keras checks to this backend (repeatable)")
+    ck.add_argument("--runtime", action="append", help="restrict to a runtime (repeatable): torch, jax, keras-jax, ...")
+    ck.add_argument("--dtype", action="append", choices=list(DTYPES), help="dtypes to test (default float64, float32)")
+    ck.add_argument("--property", action="append", choices=list(PROPERTIES), help="properties (default all)")
+    ck.add_argument("--examples", type=int, default=50, help="hypothesis examples per check (default 50)")
+    ck.add_argument("--seed", type=int, default=0, help="base seed; every check derives its own from it")
+    ck.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")
+    ck.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    ck.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list(args)
+        return cmd_check(args)
+    except UsageError as exc:
+        print(f"losscheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("losscheck: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import catalog
+
+    table = Table(title="losscheck catalog", show_lines=False)
+    for col in ("id", "framework", "family", "reference", "runtimes", "parameters"):
+        table.add_column(col, overflow="fold")
+    n = 0
+    for s in catalog.all_specs():
+        if (args.framework and s.framework != args.framework) or (args.family and s.family != args.family):
+            continue
+        table.add_row(s.id, s.framework, s.family, s.reference, ", ".join(s.runtimes), s.params_doc)
+        n += 1
+    Console(width=200).print(table)
+    print(f"{n} specs")
+    return EXIT_OK
+
+
+def _select(args):
+    from . import catalog
+    from .frameworks import KERAS_BACKEND_OF
+
+    if args.all == bool(args.ids):
+        raise UsageError("give catalog ids or --all (not both)")
+    if args.examples < 1:
+        raise UsageError(f"--examples must be at least 1, got {args.examples}")
+    specs = catalog.all_specs() if args.all else []
+    for i in args.ids:
+        try:
+            specs.append(catalog.get(i))
+        except KeyError as exc:
+            raise UsageError(exc.args[0]) from None
+    if args.framework:
+        specs = [s for s in specs if s.framework == args.framework]
+    runtimes = set(args.runtime or [])
+    if args.keras_backend:
+        keras = {f"keras-{b}" for b in args.keras_backend}
+        runtimes = (runtimes & keras) if runtimes else keras | {"torch", "jax"}
+    bad = runtimes - {"torch", "jax", *KERAS_BACKEND_OF}
+    if bad:
+        raise UsageError(f"unknown runtime {sorted(bad)[0]!r}; expected torch, jax, keras-tensorflow, keras-jax, keras-torch")
+    return specs, runtimes or None
+
+
+def cmd_check(args) -> int:
+    from . import runner
+    from .properties import PROPERTIES
+    from .report import console, json_report
+
+    specs, runtimes = _select(args)
+    tasks = runner.plan(specs, properties=args.property or list(PROPERTIES),
+                        dtypes=args.dtype or ["float64", "float32"], runtimes=runtimes)
+    if not tasks:
+        raise UsageError("nothing to check: the filters exclude every catalog entry")
+    with console.Progress(len(tasks), enabled=not args.quiet) as progress:
+        rows, versions = runner.run(tasks, examples=args.examples, seed=args.seed, jobs=args.jobs,
+                                    on_row=progress.advance)
+    console.print_summary(rows)
+    if args.json:
+        json_report.write(args.json, rows, versions=versions, seed=args.seed, examples=args.examples,
+                          command=["losscheck", *sys.argv[1:]])
+        print(f"wrote {args.json}")
+    return EXIT_FINDINGS if any(r["status"] in runner.FAILING for r in rows) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Stable diagnosis codes. The first letter is the family:
+
+V value, G gradient, B batch handling, A activation/loss compatibility, N numerics,
+D dtype/device, P performance, X execution (crash, hang, wrong output shape).
+
+Codes are never renumbered or reused; a retired code stays listed with ``retired=True``.
+The README's table of codes is generated from this registry (``losscheck codes``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    title: str
+    explain: str
+    retired: bool = False
+
+    @property
+    def family(self) -> str:
+        return self.code[0]
+
+
+FAMILIES = {
+    "V": "value",
+    "G": "gradient",
+    "B": "batch handling",
+    "A": "activation/loss compatibility",
+    "N": "numerics",
+    "D": "dtype/device",
+    "P": "performance",
+    "X": "execution",
+}
+
+_CODES = [
+    Code("V001", "value disagrees with the reference",
+         "The loss value differs from the float64 oracle by more than the dtype's bound."),
+    Code("V002", "reduction is sum, not mean",
+         "The value equals the oracle times the number of averaged terms: the loss grows with the batch size."),
+    Code("V003", "reduction is mean, not sum",
+         "The value equals the oracle divided by the number of summed terms."),
+    Code("V004", "arguments swapped",
+         "The value matches the oracle with prediction and target exchanged."),
+    Code("V005", "documented clipping not applied",
+         "The value matches the exact mathematics but not the clipping/clamping the framework documents."),
+    Code("V006", "value off by a constant factor",
+         "The value is the oracle times a constant that is not a batch or class count."),
+    Code("V007", "clipping differs from the documented one",
+         "The value disagrees only where inputs are near the clipping bounds: a different epsilon or clamp."),
+    Code("V010", "known deviation from the exact mathematics",
+         "The implementation matches its documented semantics (clipping, clamping), which differ from the "
+         "exact loss on these inputs by the measured amount."),
+    Code("G001", "gradient disagrees with the reference",
+         "The gradient differs from the oracle's analytic gradient by more than the dtype's bound."),
+    Code("G002", "gradient is disconnected",
+         "No gradient flows to an input the loss depends on (.item(), .detach(), NumPy round-trip, "
+         "integer cast, or a non-tensor return)."),
+    Code("G003", "gradient is exactly zero",
+         "The gradient is identically zero where the oracle's is not."),
+    Code("G004", "gradient has the wrong sign",
+         "Some gradient elements have the opposite sign of the oracle's; the rest agree."),
+    Code("G005", "gradient off by a constant factor",
+         "The gradient is the oracle's times a constant."),
+    Code("G006", "gradient inconsistent with the value",
+         "The value agrees with the oracle but the gradient does not: a custom backward that does not "
+         "differentiate the forward."),
+    Code("N001", "non-finite value where the loss is finite",
+         "The loss returns NaN or Inf on inputs where the exact loss is finite."),
+    Code("N003", "non-finite gradient where the loss's gradient is finite",
+         "The gradient contains NaN or Inf where the oracle's gradient is finite."),
+    Code("D001", "computed at lower precision than its inputs",
+         "Inputs of one dtype are computed at the precision of a lower one (float64 losses reduced in "
+         "float32); the error is within the lower dtype's bound."),
+    Code("X001", "raised an exception",
+         "Calling the loss or its gradient raised an exception on valid inputs."),
+    Code("X002", "wrong output shape",
+         "The loss returned an array of a different shape than the documented one."),
+    Code("X005", "returned something that is not a tensor",
+         "The loss returned a Python number, a NumPy array or another object instead of a framework tensor."),
+]
+
+CODES: dict[str, Code] = {c.code: c for c in _CODES}
+
+
+def title(code: str) -> str:
+    return CODES[code].title
+
+
+def family(code: str) -> str:
+    return FAMILIES[code[0]]

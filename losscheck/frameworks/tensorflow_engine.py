@@ -1,0 +1,55 @@
+"""TensorFlow autodiff: Keras on its tensorflow backend."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+
+
+class TensorFlowEngine:
+    def __init__(self, device: str = "cpu"):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.device = "/GPU:0" if device.startswith("cuda") else "/CPU:0"
+        self.dtypes = {"float64": tf.float64, "float32": tf.float32,
+                       "float16": tf.float16, "bfloat16": tf.bfloat16}
+
+    def tensor(self, x, kind: str, dtype: str):
+        tf = self.tf
+        if kind == "float":
+            return tf.cast(tf.constant(np.asarray(x, dtype=np.float64)), self.dtypes[dtype])
+        if kind == "bool":
+            return tf.constant(np.asarray(x, dtype=bool))
+        return tf.constant(np.asarray(x, dtype=np.int64))
+
+    def convert_params(self, params, dtype):
+        return {k: self.tensor(v, kind_of({}, k, np.asarray(v)), dtype) if isinstance(v, np.ndarray) else v
+                for k, v in params.items()}
+
+    def evaluate(self, build, namespace, spec_args, case, dtype, cotangent=None, want_grad=True) -> Evaluation:
+        tf = self.tf
+        kinds = {a.name: a.kind for a in spec_args}
+        diff, const = split_inputs(spec_args, case, want_grad)
+        with tf.device(self.device):
+            leaves = {n: self.tensor(x, "float", dtype) for n, x in diff.items()}
+            others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
+            fn = build(namespace, self.convert_params(case.params, dtype))
+            with tf.GradientTape() as tape:
+                for t in leaves.values():
+                    tape.watch(t)
+                out = call_in_order(fn, spec_args, {**leaves, **others})
+            if not tf.is_tensor(out):
+                return Evaluation(np.asarray(out, dtype=np.float64), {n: None for n in leaves},
+                                  type(out).__name__, is_tensor=False)
+            value = np.asarray(tf.cast(out, tf.float64).numpy())
+            grads = {}
+            if leaves:
+                cot = tf.cast(tf.constant(ones_like_value(cotangent, tuple(out.shape))), out.dtype)
+                gs = tape.gradient(out, list(leaves.values()), output_gradients=cot)
+                grads = {n: None if g is None else np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64).numpy())
+                         for n, g in zip(leaves, gs)}
+        return Evaluation(value, grads, "tf.Tensor")
+
+    def versions(self) -> dict:
+        return {"tensorflow": self.tf.__version__}

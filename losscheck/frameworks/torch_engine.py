@@ -1,0 +1,55 @@
+"""PyTorch autodiff: torch losses, and Keras on its torch backend."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+
+
+class TorchEngine:
+    def __init__(self, device: str = "cpu"):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtypes = {"float64": torch.float64, "float32": torch.float32,
+                       "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+    def tensor(self, x, kind: str, dtype: str, requires_grad: bool = False):
+        t = self.torch
+        if kind == "float":
+            out = t.as_tensor(np.asarray(x, dtype=np.float64), device=self.device).to(self.dtypes[dtype])
+            return out.requires_grad_(requires_grad)
+        if kind == "bool":
+            return t.as_tensor(np.asarray(x, dtype=bool), device=self.device)
+        return t.as_tensor(np.asarray(x, dtype=np.int64), device=self.device)
+
+    def convert_params(self, params, dtype):
+        return {k: self.tensor(v, kind_of({}, k, np.asarray(v)), dtype) if isinstance(v, np.ndarray) else v
+                for k, v in params.items()}
+
+    def evaluate(self, build, namespace, spec_args, case, dtype, cotangent=None, want_grad=True) -> Evaluation:
+        torch = self.torch
+        kinds = {a.name: a.kind for a in spec_args}
+        diff, const = split_inputs(spec_args, case, want_grad)
+        leaves = {n: self.tensor(x, "float", dtype, requires_grad=True) for n, x in diff.items()}
+        others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
+        fn = build(namespace, self.convert_params(case.params, dtype))
+        out = call_in_order(fn, spec_args, {**leaves, **others})
+        if not isinstance(out, torch.Tensor):
+            return Evaluation(np.asarray(out, dtype=np.float64), {n: None for n in leaves},
+                              type(out).__name__, is_tensor=False)
+        value = out.detach().to(torch.float64).cpu().numpy()
+        grads = {}
+        if leaves:
+            if out.requires_grad:
+                cot = torch.as_tensor(ones_like_value(cotangent, tuple(out.shape)), device=out.device).to(out.dtype)
+                gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot, allow_unused=True)
+            else:
+                gs = [None] * len(leaves)
+            grads = {n: None if g is None else g.detach().to(torch.float64).cpu().numpy()
+                     for n, g in zip(leaves, gs)}
+        return Evaluation(value, grads, "torch.Tensor")
+
+    def versions(self) -> dict:
+        return {"torch": self.torch.__version__}

@@ -1,0 +1,83 @@
+"""What properties share: findings, measurements, rounding a case to the tested dtype."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..catalog.spec import Case
+from ..tolerance import round_to
+
+
+class Finding(AssertionError):
+    """A failed check. Raised inside a hypothesis example so that it can be shrunk; the instance
+    that escapes hypothesis is the one raised by the smallest failing example."""
+
+    def __init__(self, code: str, message: str, *, error: float | None = None, bound: float | None = None,
+                 case: Case | None = None, details: dict | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+        self.error, self.bound = error, bound
+        self.case = case
+        self.details = details or {}
+
+
+@dataclass
+class Measurement:
+    """What a passing example measured: its error and bound in eps units, and (for specs with an
+    exact variant) how far the framework's documented semantics are from the exact loss."""
+    error: float
+    bound: float
+    deviation: float | None = None      # eps units of the tested dtype
+    deviation_abs: float | None = None
+    precision: Any = None               # the spec's Precision that excused an error beyond the bound
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rounded(case: Case, dtype: str) -> Case:
+    """The case as the framework sees it: float inputs and float array parameters in ``dtype``."""
+    def r(x):
+        x = np.asarray(x)
+        return round_to(dtype, x) if np.issubdtype(x.dtype, np.floating) else x
+
+    inputs = {k: r(v) for k, v in case.inputs.items()}
+    params = {k: r(v) if isinstance(v, np.ndarray) else v for k, v in case.params.items()}
+    return Case(inputs, params)
+
+
+def evaluate(spec, runtime, case, dtype, cotangent=None, want_grad=False):
+    """Call the framework; any exception from the loss becomes an X001 finding."""
+    try:
+        return runtime.evaluate(spec.call, spec.args, case, dtype, cotangent, want_grad)
+    except Finding:
+        raise
+    except Exception as exc:  # the loss under test raised: that is the finding
+        msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise Finding("X001", f"{type(exc).__name__}: {msg}", case=case,
+                      details={"exception": type(exc).__name__}) from exc
+
+
+def n_terms(case: Case) -> int:
+    """Number of summands a reduction may accumulate: the largest input's size."""
+    return max((int(np.size(v)) for v in case.inputs.values()), default=1)
+
+
+def cotangent_for(shape) -> np.ndarray:
+    """A fixed, non-uniform cotangent for non-scalar outputs (uniform ones would hide a gradient
+    that mixes up output elements)."""
+    n = int(np.prod(shape)) if shape else 1
+    return (1.0 + 0.5 * np.sin(np.arange(n) + 1.0)).reshape(shape)
+
+
+def within_declared_precision(spec, runtime, dtype, case, measure, bound_of) -> Any:
+    """The spec's :class:`Precision` when the framework's result is right for a computation in the
+    declared lower dtype, else None.
+
+    ``measure(case, dtype)`` returns the error in ``dtype`` eps against the oracle evaluated on
+    ``case``; it is called with the case rounded to the effective dtype (a float64 weight of 1e-257
+    is 0 in float32, and a float32 computation is right to treat it so)."""
+    p = spec.precision_for(dtype, runtime.name)
+    if p is None:
+        return None
+    return p if measure(rounded(case, p.effective), p.effective) <= bound_of(p.effective) else None

@@ -1,0 +1,121 @@
+"""Turn a disagreement into a cause in plain words, with a stable diagnosis code.
+
+Each explanation is tested against the measured numbers, never guessed: "reduction is sum, not
+mean" is reported only when the framework's value equals the oracle's times the number of averaged
+terms, within the same tolerance as a pass.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tolerance import EPS, value_error
+from .common import Finding
+
+
+def _fmt(x) -> str:
+    x = np.asarray(x)
+    if x.size == 1:
+        return f"{x.reshape(()).item():.9g}"
+    return np.array2string(x, precision=6, threshold=8)
+
+
+def _close(actual, expected, scale, dtype, bound) -> bool:
+    err = value_error(actual, expected, scale, dtype)
+    return bool(np.all(~(err > bound)))
+
+
+def _counts(case) -> list[int]:
+    """Candidate sizes a wrong reduction would multiply or divide by."""
+    out = set()
+    for v in case.inputs.values():
+        shp = np.shape(v)
+        if shp:
+            out.update({int(np.prod(shp)), int(shp[0]), int(shp[-1]), int(np.prod(shp[:-1]) or 1)})
+    return sorted(k for k in out if k > 1)
+
+
+def explain_value(spec, case, actual, ref, dtype, error, bound) -> Finding:
+    expected, scale = np.asarray(ref.value), np.asarray(ref.scale)
+    actual = np.asarray(actual)
+    base = f"framework {_fmt(actual)}, oracle {_fmt(expected)}; error {error:,.0f} eps, bound {bound:,.0f} eps"
+    kw = dict(error=error, bound=bound, case=case)
+
+    if np.any(np.isfinite(expected) & ~np.isfinite(actual)):
+        return Finding("N001", f"non-finite loss where the exact loss is finite: {base}", **kw)
+
+    finite = np.isfinite(expected) & np.isfinite(actual) & (np.abs(expected) > 0)
+    if finite.any():
+        ratio = actual[finite] / expected[finite]
+        r = float(np.median(ratio))
+        if np.allclose(ratio, r, rtol=1e3 * EPS[dtype], atol=0) and abs(r - 1) > 1e-6:
+            for k in _counts(case):
+                if _close(actual, expected * k, scale * k, dtype, bound):
+                    return Finding("V002", f"reduction is sum, not mean: the value is {k} x the oracle "
+                                   f"(the number of averaged terms), so the loss grows with the batch size; {base}",
+                                   details={"factor": k}, **kw)
+                if _close(actual, expected / k, scale / k, dtype, bound):
+                    return Finding("V003", f"reduction is mean, not sum: the value is the oracle / {k}; {base}",
+                                   details={"factor": 1.0 / k}, **kw)
+
+    if spec.swappable:
+        a, b = spec.swappable
+        try:
+            swapped = spec.oracle(case.with_inputs(**{a: case.inputs[b], b: case.inputs[a]}))
+        except Exception:  # the swapped inputs may be outside the oracle's domain
+            swapped = None
+        if swapped is not None and np.shape(swapped.value) == actual.shape and _close(
+                actual, swapped.value, np.maximum(swapped.scale, scale), dtype, bound):
+            return Finding("V004", f"arguments swapped: the value equals the oracle with {a!r} and {b!r} "
+                           f"exchanged; {base}", **kw)
+
+    if spec.exact is not None:
+        ex = spec.exact(case)
+        if _close(actual, ex.value, np.maximum(ex.scale, scale), dtype, bound):
+            what = spec.deviation.summary if spec.deviation else "the documented clipping"
+            return Finding("V005", f"matches the exact mathematics but not its documented semantics ({what}); "
+                           f"{base}", **kw)
+        err_exact = value_error(actual, ex.value, np.maximum(ex.scale, scale), dtype)
+        near_clip = np.isfinite(err_exact) & (err_exact < value_error(actual, expected, scale, dtype))
+        if np.any(near_clip) and not np.all(near_clip):
+            return Finding("V007", f"disagrees where the documented clipping acts: a different epsilon or clamp; "
+                           f"{base}", **kw)
+
+    if finite.any():
+        ratio = actual[finite] / expected[finite]
+        r = float(np.median(ratio))
+        if np.allclose(ratio, r, rtol=1e3 * EPS[dtype], atol=0) and abs(r - 1) > 1e-3:
+            return Finding("V006", f"value is {r:.6g} x the oracle on every output; {base}",
+                           details={"factor": r}, **kw)
+    return Finding("V001", f"value disagrees with the oracle: {base}", **kw)
+
+
+def explain_gradient(spec, case, arg, g, r, mags, skip, dtype, error, bound, value_ok) -> Finding:
+    keep = np.ones(np.shape(r), bool) if skip is None else ~np.asarray(skip, bool)
+    keep &= np.isfinite(r)
+    name = arg.name
+    base = f"error {error:,.0f} eps, bound {bound:,.0f} eps"
+    kw = dict(error=error, bound=bound, case=case, details={"input": name})
+    if np.any(keep & ~np.isfinite(g)):
+        return Finding("N003", f"non-finite gradient for {name!r} where the oracle's is finite; {base}", **kw)
+    live = keep & (np.abs(r) > 0)
+    if live.any() and np.all(g[keep] == 0):
+        return Finding("G003", f"gradient of {name!r} is exactly zero where the oracle's is not; {base}", **kw)
+    tol = bound * EPS[dtype] * max(float(np.max(mags[keep])) if keep.any() else 0.0, 1e-300)
+    agree = np.abs(g - r) <= tol
+    flipped = np.abs(g + r) <= tol
+    wrong = keep & ~agree
+    if wrong.any() and np.all(flipped[wrong]):
+        k = int(wrong.sum())
+        idx = [tuple(int(i) for i in ix) for ix in np.argwhere(wrong)[:3]]
+        return Finding("G004", f"gradient of {name!r} has the wrong sign in {k} of {int(keep.sum())} elements "
+                       f"(first at {idx}); the rest agree; {base}", **kw)
+    if live.any():
+        ratio = g[live] / r[live]
+        c = float(np.median(ratio))
+        if abs(c - 1) > 1e-3 and np.allclose(g[keep], c * r[keep], rtol=0, atol=tol * max(1.0, abs(c))):
+            return Finding("G005", f"gradient of {name!r} is {c:.6g} x the oracle's; {base}", **kw)
+    if value_ok:
+        return Finding("G006", f"the value agrees but the gradient of {name!r} does not: the backward is not the "
+                       f"derivative of the forward; {base}", **kw)
+    return Finding("G001", f"gradient of {name!r} disagrees with the oracle; {base}", **kw)
+

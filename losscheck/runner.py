@@ -1,0 +1,265 @@
+"""Runs specs x properties x dtypes x runtimes and returns tidy result rows.
+
+One check is one hypothesis search (:func:`run_check`). Checks run in worker processes, one per
+Keras backend (:data:`losscheck.frameworks.PROCESS_GROUPS`), in parallel up to ``jobs``; each
+worker streams one JSON line per finished check (:mod:`losscheck.worker`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+STATUSES = ("pass", "fail", "deviation", "xfail", "xpass", "skip", "error")
+#: statuses that make `losscheck check` exit 1
+FAILING = ("fail", "xpass", "error")
+
+
+@dataclass(frozen=True)
+class Task:
+    spec_id: str
+    runtime: str
+    property: str
+    dtype: str
+    device: str = "cpu"
+
+
+def check_seed(seed: int, task: Task) -> int:
+    """Each check's own seed: independent of the order, sharding and filtering of a run."""
+    key = f"{seed}|{task.spec_id}|{task.runtime}|{task.property}|{task.dtype}|{task.device}"
+    return zlib.crc32(key.encode())
+
+
+def to_jsonable(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, dict):
+        return {k: to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    return x
+
+
+def repro_command(task: Task, seed: int, examples: int) -> str:
+    return (f"losscheck check {task.spec_id} --runtime {task.runtime} --property {task.property} "
+            f"--dtype {task.dtype} --seed {seed} --examples {examples}")
+
+
+def _base_row(spec, task: Task, seed: int, examples: int) -> dict:
+    return {
+        "id": spec.id, "framework": spec.framework, "runtime": task.runtime, "family": spec.family,
+        "reference": spec.reference, "property": task.property, "dtype": task.dtype, "device": task.device,
+        "status": "pass", "code": "", "message": "", "error_eps": None, "bound_eps": None,
+        "deviation_eps": None, "deviation_abs": None, "examples": 0, "seed": seed,
+        "check_seed": check_seed(seed, task), "input": None, "params": None, "shape": None,
+        "reason": "", "repro": "", "duration_s": 0.0,
+    }
+
+
+def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
+    """Run one property of one spec on one runtime and dtype; never raises for a failing loss."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
+    from hypothesis import seed as hseed
+    from hypothesis import strategies as st
+    from hypothesis.errors import Flaky
+
+    from .frameworks import get_runtime
+    from .properties import PROPERTIES
+    from .properties.common import Finding
+
+    row = _base_row(spec, task, seed, examples)
+    started = time.perf_counter()
+    runtime = get_runtime(task.runtime, task.device)
+    prop = PROPERTIES[task.property]
+    stats = {"n": 0, "error": 0.0, "bound": None, "dev": None, "dev_abs": None, "dev_case": None, "xfail": None,
+             "precision": None, "precision_case": None}
+
+    @hseed(row["check_seed"])
+    @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
+              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
+              phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink))
+    @given(st.data())
+    def search(data):
+        case = spec.draw(data)
+        try:
+            m = prop(spec, case, task.dtype, runtime)
+        except Finding as f:
+            expected = spec.expected_for(task.property, task.dtype, task.runtime, f.case or case, f.code)
+            if expected is None:
+                raise
+            if stats["xfail"] is None:
+                stats["xfail"] = (f, expected)
+            return
+        stats["n"] += 1
+        stats["error"] = max(stats["error"], m.error)
+        stats["bound"] = m.bound if stats["bound"] is None else max(stats["bound"], m.bound)
+        target(min(m.error / m.bound, 1e6), label="error / bound")
+        if m.precision is not None and m.error >= stats["error"]:
+            stats.update(precision=m.precision, precision_case=case)
+        if m.deviation is not None and np.isfinite(m.deviation):
+            target(min(m.deviation, 1e12), label="deviation from exact")
+            if stats["dev"] is None or m.deviation > stats["dev"]:
+                stats.update(dev=m.deviation, dev_abs=m.deviation_abs, dev_case=case)
+
+    try:
+        search()
+    except Finding as f:
+        _fill_failure(row, f, task, seed, examples)
+    except Flaky as exc:
+        row.update(status="fail", code="X001", message=f"failure did not reproduce on replay: {exc}"[:500])
+    except Exception as exc:  # a bug in the spec or in losscheck itself, not in the loss
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        row.update(status="error", code="",
+                   message=(f"harness error: {type(exc).__name__}: {exc} "
+                            f"(at {os.path.basename(where.filename)}:{where.lineno})")[:500],
+                   traceback=traceback.format_exc()[-4000:])
+    else:
+        row["examples"] = stats["n"]
+        row["error_eps"], row["bound_eps"] = stats["error"], stats["bound"]
+        unconditional = next((e for e in spec.expected if e.when is None and e.code is None
+                              and e.matches(task.property, task.dtype, task.runtime)), None)
+        if stats["xfail"] is not None:
+            f, expected = stats["xfail"]
+            _fill_failure(row, f, task, seed, examples)
+            row.update(status="xfail", reason=_reason(expected))
+        elif unconditional is not None:
+            row.update(status="xpass", reason=_reason(unconditional),
+                       message="expected to fail but passed: the expectation is stale")
+        elif stats["precision"] is not None:
+            p, pcase = stats["precision"], stats["precision_case"]
+            row.update(status="deviation", code="D001",
+                       message=(f"{task.dtype} inputs computed at {p.effective} precision: error up to "
+                                f"{stats['error']:,.0f} {task.dtype} eps (bound {stats['bound']:,.0f}); {p.reason}"),
+                       input=to_jsonable(dict(pcase.inputs)), params=to_jsonable(dict(pcase.params)),
+                       shape=to_jsonable(pcase.shape), reason=p.link,
+                       deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"])
+        elif stats["dev"] is not None and stats["bound"] is not None and stats["dev"] > stats["bound"]:
+            dev_case = stats["dev_case"]
+            summary = spec.deviation.summary if spec.deviation else "documented semantics differ from the exact loss"
+            row.update(status="deviation", code="V010", deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"],
+                       message=(f"matches its documented semantics ({summary}); they differ from the exact loss by "
+                                f"up to {stats['dev']:.3g} eps ({stats['dev_abs']:.3g} absolute) on these inputs"),
+                       input=to_jsonable(dict(dev_case.inputs)), params=to_jsonable(dict(dev_case.params)),
+                       shape=to_jsonable(dev_case.shape),
+                       reason=spec.deviation.link if spec.deviation else "")
+        elif stats["dev"] is not None:
+            row.update(deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"])
+    row["duration_s"] = round(time.perf_counter() - started, 4)
+    return row
+
+
+def _reason(expected) -> str:
+    return expected.reason + (f" ({expected.link})" if expected.link else "")
+
+
+def _fill_failure(row, f, task, seed, examples):
+    row.update(status="fail", code=f.code, message=f.message, error_eps=f.error, bound_eps=f.bound,
+               repro=repro_command(task, seed, examples))
+    if f.case is not None:
+        row.update(input=to_jsonable(dict(f.case.inputs)), params=to_jsonable(dict(f.case.params)),
+                   shape=to_jsonable(f.case.shape))
+
+
+# ---- orchestration --------------------------------------------------------------------------------
+
+def plan(specs: Iterable, *, properties, dtypes, runtimes=None, device="cpu") -> list[Task]:
+    tasks = []
+    for spec in specs:
+        for rt in spec.runtimes:
+            if runtimes and rt not in runtimes:
+                continue
+            for dtype in dtypes:
+                for prop in properties:
+                    tasks.append(Task(spec.id, rt, prop, dtype, device))
+    return tasks
+
+
+def skipped_row(spec, task: Task, seed: int, reason: str) -> dict:
+    row = _base_row(spec, task, seed, 0)
+    row.update(status="skip", reason=reason)
+    return row
+
+
+def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
+        on_row: Callable[[dict], None] | None = None, timeout: float | None = None) -> tuple[list[dict], dict]:
+    """Run tasks in worker processes grouped by Keras backend. Returns (rows, versions)."""
+    from . import catalog
+    from .frameworks import group_of, installed
+
+    rows, versions, lock = [], {}, threading.Lock()
+
+    def emit(row):
+        with lock:
+            rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    groups: dict[str, list[Task]] = {}
+    for t in tasks:
+        spec = catalog.get(t.spec_id)
+        if not installed(t.runtime):
+            emit(skipped_row(spec, t, seed, f"{t.runtime} is not installed"))
+        elif t.dtype not in spec.dtypes:
+            emit(skipped_row(spec, t, seed, f"{t.dtype} is not in this spec's dtypes"))
+        else:
+            groups.setdefault(group_of(t.runtime), []).append(t)
+    jobs = jobs or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(groups) or 1))) as pool:
+        futures = [pool.submit(_run_group, g, ts, examples, seed, emit, versions, lock, timeout)
+                   for g, ts in groups.items()]
+        for fut in futures:
+            fut.result()
+    order = {t: i for i, t in enumerate(tasks)}
+    rows.sort(key=lambda r: order.get(Task(r["id"], r["runtime"], r["property"], r["dtype"], r["device"]), 0))
+    return rows, versions
+
+
+def _run_group(group, tasks, examples, seed, emit, versions, lock, timeout):
+    from . import catalog
+
+    env = dict(os.environ, KERAS_BACKEND=group, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    request = {"tasks": [asdict(t) for t in tasks], "examples": examples, "seed": seed}
+    done = set()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "losscheck.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            proc.stdin.write(json.dumps(request))
+            proc.stdin.close()
+            for line in proc.stdout:
+                msg = json.loads(line)
+                if msg["type"] == "versions":
+                    with lock:
+                        versions.update(msg["versions"])
+                elif msg["type"] == "row":
+                    done.add((msg["row"]["id"], msg["row"]["runtime"], msg["row"]["property"], msg["row"]["dtype"]))
+                    emit(msg["row"])
+            proc.wait()
+        finally:
+            if timer:
+                timer.cancel()
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+    for t in tasks:
+        if (t.spec_id, t.runtime, t.property, t.dtype) not in done:
+            row = _base_row(catalog.get(t.spec_id), t, seed, examples)
+            row.update(status="error", message=f"worker {group!r} exited with code {proc.returncode} before this "
+                       f"check finished: {' | '.join(tail)}"[:500])
+            emit(row)

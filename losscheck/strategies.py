@@ -1,0 +1,98 @@
+"""Hypothesis strategies for loss inputs: domains, shapes and parameters.
+
+Every draw goes through ``data.draw(..., label=...)`` so a failing example prints as named
+arguments, and every array respects a size budget (``SIZE_BUDGET`` elements) so examples stay
+small, fast and readable when shrunk.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+SIZE_BUDGET = 48
+MAX_BATCH = 6
+MAX_CLASSES = 5
+
+
+def _floats(lo, hi, **kw):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, **kw)
+
+
+def batch_size(data, label="N", lo=1, hi=MAX_BATCH) -> int:
+    return data.draw(st.integers(lo, hi), label=label)
+
+
+def classes(data, label="C", lo=2, hi=MAX_CLASSES) -> int:
+    return data.draw(st.integers(lo, hi), label=label)
+
+
+def shape(data, label="shape", min_dims=1, max_dims=3, min_side=1, max_side=MAX_BATCH) -> tuple[int, ...]:
+    """A tensor shape within the size budget; the first axis is the batch."""
+    shp = data.draw(hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side),
+                    label=label)
+    while int(np.prod(shp)) > SIZE_BUDGET:
+        shp = shp[:-1] if len(shp) > min_dims else tuple(max(min_side, s // 2) for s in shp)
+    return tuple(shp)
+
+
+def reals(data, shp, label, lo=-8.0, hi=8.0) -> np.ndarray:
+    return data.draw(hnp.arrays(np.float64, shp, elements=_floats(lo, hi)), label=label)
+
+
+def positives(data, shp, label, lo=1e-3, hi=8.0) -> np.ndarray:
+    return data.draw(hnp.arrays(np.float64, shp, elements=_floats(lo, hi)), label=label)
+
+
+def probabilities(data, shp, label, lo=0.0, hi=1.0) -> np.ndarray:
+    """Probabilities including, by default, exactly 0 and 1 (where clipping conventions differ)."""
+    return data.draw(hnp.arrays(np.float64, shp, elements=_floats(lo, hi)), label=label)
+
+
+def simplex(data, shp, label, axis=-1, floor=0.0) -> np.ndarray:
+    """Rows that sum to one along ``axis`` (drawn as non-negative weights, then normalised)."""
+    w = data.draw(hnp.arrays(np.float64, shp, elements=_floats(0.0, 1.0)), label=label)
+    w = w + floor + 1e-3 * (w.sum(axis=axis, keepdims=True) == 0)
+    return w / w.sum(axis=axis, keepdims=True)
+
+
+def binary_labels(data, shp, label) -> np.ndarray:
+    return data.draw(hnp.arrays(np.float64, shp, elements=st.sampled_from([0.0, 1.0])), label=label)
+
+
+def sign_labels(data, shp, label) -> np.ndarray:
+    return data.draw(hnp.arrays(np.float64, shp, elements=st.sampled_from([-1.0, 1.0])), label=label)
+
+
+def indices(data, shp, num_classes, label, extra=()) -> np.ndarray:
+    """Integer class labels in [0, num_classes), plus any of ``extra`` (e.g. an ignore index)."""
+    elements = st.integers(0, num_classes - 1)
+    if extra:
+        elements = st.one_of(elements, st.sampled_from(list(extra)))
+    return data.draw(hnp.arrays(np.int64, shp, elements=elements), label=label)
+
+
+def one_hot_rows(data, shp, label) -> np.ndarray:
+    """One-hot float rows along the last axis."""
+    idx = indices(data, shp[:-1], shp[-1], label)
+    return (idx[..., None] == np.arange(shp[-1])).astype(np.float64)
+
+
+def choice(data, options, label):
+    return data.draw(st.sampled_from(list(options)), label=label)
+
+
+def flag(data, label) -> bool:
+    return data.draw(st.booleans(), label=label)
+
+
+def number(data, label, lo, hi) -> float:
+    return data.draw(_floats(lo, hi), label=label)
+
+
+def mask(data, shp, label) -> np.ndarray:
+    """A boolean mask (``where=``), at least one True along the last axis of each row."""
+    m = data.draw(hnp.arrays(bool, shp, elements=st.booleans()), label=label)
+    if m.ndim:
+        m[..., 0] |= ~m.any(axis=-1)
+    return m

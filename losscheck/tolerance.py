@@ -1,0 +1,130 @@
+"""The error model: how close is close enough, per dtype.
+
+Error is measured in units of ``eps(dtype) * scale``, where ``scale`` is returned by the oracle with
+every value (the magnitude of the summands behind it). A correct implementation lands within a
+small, dtype-independent number of these units; a bug usually lands thousands of units away.
+
+Value error (per output element, the maximum is reported)::
+
+    error = |framework - oracle| / (eps * max(scale, tiny))
+
+Gradient error (normwise per input, the maximum over inputs is reported)::
+
+    error = max_i |g_framework - g_oracle|_i / (eps * max_i grad_scale_i)
+
+over the elements that are not within ``KINK_RTOL`` of a non-differentiable point.
+
+Scales are floored at ``tiny / eps`` (``tiny``: the dtype's smallest normal number), so any
+difference smaller than the smallest normal number counts as rounding: XLA and GPUs flush
+subnormal results to zero.
+
+The bounds below were calibrated on correct implementations (``losscheck check --all``, float64
+and float32, every framework and Keras backend present): see README "Tolerance model".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Machine epsilon (spacing of 1.0) per dtype name.
+EPS = {
+    "float64": float(np.finfo(np.float64).eps),
+    "float32": float(np.finfo(np.float32).eps),
+    "float16": float(np.finfo(np.float16).eps),
+    "bfloat16": 2.0 ** -7,
+}
+#: Smallest positive normal per dtype: differences below it are rounding (see the module doc).
+TINY = {
+    "float64": float(np.finfo(np.float64).tiny),
+    "float32": float(np.finfo(np.float32).tiny),
+    "float16": float(np.finfo(np.float16).tiny),
+    "bfloat16": float(np.finfo(np.float32).tiny),
+}
+DTYPES = tuple(EPS)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Allowed error in eps units: ``base + per_log2 * log2(1 + terms)`` for a value computed from
+    ``terms`` summands (reductions accumulate rounding error with the number of summands)."""
+    base: float
+    per_log2: float
+
+    def __call__(self, terms: int = 1) -> float:
+        return self.base + self.per_log2 * math.log2(1 + max(int(terms), 0))
+
+
+# Half-precision types are mostly computed in float32 internally and rounded once, but their
+# inputs to transcendental functions are coarse: a wider base.
+VALUE_BOUND = {"float64": Bound(64, 8), "float32": Bound(64, 8), "float16": Bound(128, 16), "bfloat16": Bound(128, 16)}
+GRAD_BOUND = {"float64": Bound(64, 8), "float32": Bound(64, 8), "float16": Bound(128, 16), "bfloat16": Bound(128, 16)}
+
+#: Gradient elements within this relative distance of a kink (scaled by the dtype's eps) are a
+#: subgradient choice: rounding the input to the dtype may move it across the kink.
+KINK_RTOL_EPS = 64
+
+
+def kink_rtol(dtype: str) -> float:
+    return KINK_RTOL_EPS * EPS[dtype]
+
+
+def round_to(dtype: str, x):
+    """Round a float64 array to ``dtype`` and back to float64 (what the framework will see)."""
+    x = np.asarray(x, dtype=np.float64)
+    if dtype == "float64":
+        return x
+    if dtype == "bfloat16":
+        return _round_bfloat16(x)
+    with np.errstate(over="ignore"):
+        return x.astype(dtype).astype(np.float64)
+
+
+def _round_bfloat16(x):
+    """Round-to-nearest-even to bfloat16 (the top 16 bits of a float32), without ml_dtypes."""
+    with np.errstate(over="ignore"):
+        f = np.ascontiguousarray(x.astype(np.float32))
+    bits = f.view(np.uint32)
+    nan = np.isnan(f)
+    lsb = (bits >> 16) & 1
+    rounded = ((bits.astype(np.uint64) + 0x7FFF + lsb) >> 16 << 16).astype(np.uint32)
+    out = rounded.view(np.float32).astype(np.float64)
+    return np.where(nan, np.nan, out)
+
+
+def scale_floor(dtype: str) -> float:
+    return TINY[dtype] / EPS[dtype]
+
+
+def value_error(actual, expected, scale, dtype: str):
+    """Per-element error in eps units; NaN where the oracle is undefined (NaN).
+
+    Equal infinities are no error; an infinity or NaN where the oracle is finite is infinite error.
+    """
+    a, e, s = (np.asarray(v, dtype=np.float64) for v in (actual, expected, scale))
+    a, e, s = np.broadcast_arrays(a, e, s)
+    denom = EPS[dtype] * np.maximum(np.where(np.isfinite(s), s, 0.0), scale_floor(dtype))
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(a - e) / denom
+    same_inf = np.isinf(a) & np.isinf(e) & (np.sign(a) == np.sign(e))
+    err = np.where(same_inf, 0.0, err)
+    err = np.where(np.isfinite(e) & ~np.isfinite(a), np.inf, err)
+    return np.where(np.isnan(e), np.nan, err)
+
+
+def grad_error(actual, expected, magnitude, dtype: str, skip=None) -> float:
+    """Normwise gradient error in eps units over the elements not in ``skip``."""
+    a, e, m = (np.asarray(v, dtype=np.float64) for v in (actual, expected, magnitude))
+    keep = np.ones(e.shape, dtype=bool) if skip is None else ~np.asarray(skip, dtype=bool)
+    keep &= ~np.isnan(e)
+    if not keep.any():
+        return 0.0
+    a, e, m = a[keep], e[keep], m[keep]
+    if not np.all(np.isfinite(a[np.isfinite(e)])):
+        return math.inf
+    finite = np.isfinite(e)
+    if not finite.any():
+        return 0.0
+    denom = EPS[dtype] * max(float(np.max(m[finite])), scale_floor(dtype))
+    return float(np.max(np.abs(a[finite] - e[finite])) / denom)
