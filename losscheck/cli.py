@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the catalog of framework losses")
     ls.add_argument("--framework", choices=["torch", "keras", "optax"])
     ls.add_argument("--family")
+    ls.add_argument("--coverage", action="store_true",
+                    help="compare the catalog with the losses the installed frameworks export")
+
+    sub.add_parser("codes", help="print the diagnosis codes as a Markdown table")
 
     ck = sub.add_parser("check", help="check catalog losses against the float64 oracle")
     ck.add_argument("ids", nargs="*", metavar="ID", help="catalog ids (see `losscheck list`)")
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "codes":
+            return cmd_codes(args)
         return cmd_check(args)
     except UsageError as exc:
         print(f"losscheck: error: {exc}", file=sys.stderr)
@@ -64,6 +70,9 @@ def cmd_list(args) -> int:
 
     from . import catalog
 
+    if args.coverage:
+        return cmd_coverage(args)
+
     table = Table(title="losscheck catalog", show_lines=False)
     for col in ("id", "framework", "family", "reference", "runtimes", "parameters"):
         table.add_column(col, overflow="fold")
@@ -75,6 +84,30 @@ def cmd_list(args) -> int:
         n += 1
     Console(width=200).print(table)
     print(f"{n} specs")
+    return EXIT_OK
+
+
+def cmd_coverage(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .coverage import FRAMEWORKS, coverage
+
+    rows = coverage([args.framework] if args.framework else FRAMEWORKS)
+    table = Table(title="catalog coverage of the installed frameworks' public losses")
+    for col in ("framework", "exported", "covered", "missing"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.framework, str(len(r.exported)) if not r.error else f"unavailable: {r.error}",
+                      str(len(r.covered)), "\n".join(r.missing) or "-")
+    Console(width=160).print(table)
+    return EXIT_FINDINGS if any(r.missing for r in rows) else EXIT_OK
+
+
+def cmd_codes(args) -> int:
+    from .diagnoses import codes_markdown
+
+    print(codes_markdown())
     return EXIT_OK
 
 

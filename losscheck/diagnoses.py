@@ -90,3 +90,12 @@ def title(code: str) -> str:
 
 def family(code: str) -> str:
     return FAMILIES[code[0]]
+
+
+def codes_markdown() -> str:
+    """The registry as the Markdown table in the README (a test keeps the two equal)."""
+    lines = ["| code | family | meaning |", "| --- | --- | --- |"]
+    for c in _CODES:
+        if not c.retired:
+            lines.append(f"| {c.code} | {FAMILIES[c.family]} | **{c.title}**: {c.explain} |")
+    return "\n".join(lines)

@@ -1,24 +1,33 @@
 """The catalog: one :class:`~.spec.LossSpec` per documented framework loss.
 
-Specs live in one module per framework namespace. Loading the catalog imports NumPy, hypothesis
-and the oracle, never a framework.
+Specs live in one module per framework namespace; ``LOSSCHECK_CATALOG`` adds importable modules
+of one's own (each defining ``SPECS``). Loading the catalog imports NumPy, hypothesis and the
+oracle, never a framework.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from functools import lru_cache
 
 from .spec import Arg, Case, Deviation, Expected, LossSpec, Precision
 
 MODULES = ("torch_nn", "keras_losses", "optax_losses")
+#: Extra importable modules defining ``SPECS`` (comma-separated), e.g. a team's own losses.
+EXTRA_ENV = "LOSSCHECK_CATALOG"
+
+
+def module_names() -> list[str]:
+    extra = [m.strip() for m in os.environ.get(EXTRA_ENV, "").split(",") if m.strip()]
+    return [f"{__name__}.{m}" for m in MODULES] + extra
 
 
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, LossSpec]:
     out: dict[str, LossSpec] = {}
-    for name in MODULES:
-        for spec in importlib.import_module(f"{__name__}.{name}").SPECS:
+    for name in module_names():
+        for spec in importlib.import_module(name).SPECS:
             if spec.id in out:
                 raise ValueError(f"duplicate spec id {spec.id!r}")
             out[spec.id] = spec

@@ -20,6 +20,13 @@ TORCH_REDUCTIONS = ("mean", "sum", "none")
 KERAS_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
+def clip_bounds(eps: float, dtype: str) -> tuple[float, float]:
+    """``[eps, 1 - eps]`` as a framework computes them in ``dtype``: in float32, 1 - 1e-7 is 1 - 2**-23."""
+    from ..tolerance import round_to
+
+    return float(round_to(dtype, eps)), float(round_to(dtype, 1.0 - eps))
+
+
 def draw_params(data, space: Mapping[str, Any]) -> dict:
     out = {}
     for name, choices in space.items():

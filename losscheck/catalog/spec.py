@@ -6,7 +6,7 @@ failures are expected, each scoped and with a reason.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -41,12 +41,16 @@ class Case:
     """One drawn example: tensor inputs by argument name, and the loss's parameters.
 
     Parameters whose value is an ndarray (class weights, pos_weight) become framework tensors.
+    ``dtype`` and ``runtime`` say where the case is being checked (set by the properties), for the
+    oracle bindings whose framework semantics depend on them (clip bounds rounded to the dtype).
     """
     inputs: Mapping[str, np.ndarray]
     params: Mapping[str, Any] = field(default_factory=dict)
+    dtype: str = "float64"
+    runtime: str = ""
 
     def with_inputs(self, **inputs) -> "Case":
-        return Case({**self.inputs, **inputs}, self.params)
+        return replace(self, inputs={**self.inputs, **inputs})
 
     @property
     def shape(self) -> dict[str, tuple]:

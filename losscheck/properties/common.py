@@ -35,7 +35,7 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def rounded(case: Case, dtype: str) -> Case:
+def rounded(case: Case, dtype: str, runtime: str | None = None) -> Case:
     """The case as the framework sees it: float inputs and float array parameters in ``dtype``."""
     def r(x):
         x = np.asarray(x)
@@ -43,7 +43,7 @@ def rounded(case: Case, dtype: str) -> Case:
 
     inputs = {k: r(v) for k, v in case.inputs.items()}
     params = {k: r(v) if isinstance(v, np.ndarray) else v for k, v in case.params.items()}
-    return Case(inputs, params)
+    return Case(inputs, params, dtype=dtype, runtime=case.runtime if runtime is None else runtime)
 
 
 def evaluate(spec, runtime, case, dtype, cotangent=None, want_grad=False):

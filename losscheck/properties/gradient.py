@@ -12,7 +12,7 @@ NAME = "gradient"
 
 
 def check(spec, case, dtype, runtime) -> Measurement:
-    case = rounded(case, dtype)
+    case = rounded(case, dtype, runtime.name)
     ref = spec.oracle(case)
     cot = cotangent_for(np.shape(ref.value))
     ev = evaluate(spec, runtime, case, dtype, cotangent=cot, want_grad=True)

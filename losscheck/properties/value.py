@@ -11,7 +11,7 @@ NAME = "value"
 
 
 def check(spec, case, dtype, runtime) -> Measurement:
-    case = rounded(case, dtype)
+    case = rounded(case, dtype, runtime.name)
     ev = evaluate(spec, runtime, case, dtype)
     ref = spec.oracle(case)
     bound = VALUE_BOUND[dtype](n_terms(case))

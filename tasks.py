@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The project's two commands, runnable on a machine with only Python 3.11 and pip:
+
+    python3 tasks.py demo   # create .venv, install, run the main job into reports/
+    python3 tasks.py test   # create .venv, install, run the test suite (what CI runs)
+
+Every install goes through constraints/cpu.txt so that torch resolves to the CPU wheel.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("LOSSCHECK_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".losscheck-installed"
+INSTALL_INPUTS = ("pyproject.toml", "constraints/cpu.txt")
+
+
+def run(*cmd, **kw) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)
+
+
+def _fingerprint() -> str:
+    return hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in INSTALL_INPUTS)).hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install losscheck with every framework (CPU) and the dev tools, once per
+    change of pyproject.toml or the constraints."""
+    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+        return
+    if not PY.exists():
+        run(sys.executable, "-m", "venv", VENV)
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-c", "constraints/cpu.txt", "-e", ".[all,dev]")
+    STAMP.write_text(_fingerprint())
+
+
+def demo(args) -> int:
+    ensure_venv()
+    reports = ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    code = subprocess.run([str(BIN / "losscheck"), "check", "--all", "--examples", "50",
+                           "--json", str(reports / "check.json"), *args], cwd=ROOT).returncode
+    print(f"demo finished in {time.perf_counter() - started:.0f} s (exit {code}); report: reports/check.json")
+    return code
+
+
+def test(args) -> int:
+    ensure_venv()
+    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+COMMANDS = {"demo": demo, "test": test}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: python3 tasks.py {{{'|'.join(COMMANDS)}}} [extra arguments]", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

@@ -1,0 +1,68 @@
+"""`losscheck list` and `losscheck check`: output, JSON report, exit codes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def losscheck(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "losscheck.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_list_shows_every_framework():
+    out = losscheck("list")
+    assert out.returncode == 0
+    for name in ("torch.nn.MSELoss", "keras.losses.Huber", "optax.losses.l2_loss"):
+        assert name in out.stdout
+
+
+def test_unknown_id_is_a_one_line_error_with_the_closest_matches():
+    out = losscheck("check", "torch.nn.MSELos")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "unknown loss id 'torch.nn.MSELos'" in out.stderr and "torch.nn.MSELoss" in out.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--all", "torch.nn.MSELoss"], ["torch.nn.MSELoss", "--examples", "0"],
+                                  ["torch.nn.MSELoss", "--runtime", "cuda-torch"]])
+def test_bad_usage_exits_2(args):
+    out = losscheck("check", *args)
+    assert out.returncode == 2, out.stderr
+    assert "losscheck: error:" in out.stderr
+
+
+def test_check_writes_a_versioned_json_report(tmp_path):
+    pytest.importorskip("torch")
+    report = tmp_path / "r.json"
+    out = losscheck("check", "torch.nn.MSELoss", "torch.nn.functional.l1_loss", "--examples", "5", "-q",
+                    "--json", str(report))
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads(report.read_text())
+    assert doc["schema_version"] == 1 and doc["versions"]["torch"].startswith("2.")
+    assert {r["id"] for r in doc["results"]} == {"torch.nn.MSELoss", "torch.nn.functional.l1_loss"}
+    assert {r["status"] for r in doc["results"]} == {"pass"}
+    assert len(doc["results"]) == 2 * 2 * 2  # properties x dtypes
+
+
+def test_failures_exit_1_and_print_the_smallest_input(tmp_path):
+    """A planted sum-for-mean bug registered as a catalog module fails with V002 and a repro line."""
+    pytest.importorskip("torch")
+    plugin = tmp_path / "planted_catalog.py"
+    plugin.write_text(
+        "from losscheck.catalog.spec import Arg, LossSpec\n"
+        "from losscheck.catalog.build import drawer\n"
+        "from losscheck.catalog.inputs import pair\n"
+        "from losscheck.reference import regression as R\n"
+        "SPECS = [LossSpec(id='planted.mse_sum', framework='torch', family='regression', reference='-',\n"
+        "    args=(Arg('input', 'predictions'), Arg('target', 'targets')), draw=drawer({}, pair('input', 'target')),\n"
+        "    call=lambda ns, p: (lambda input, target: ((input - target) ** 2).sum()),\n"
+        "    oracle=lambda c: R.squared_error(c.inputs['input'], c.inputs['target'], reduction='mean'))]\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "LOSSCHECK_CATALOG": "planted_catalog"}
+    out = subprocess.run([sys.executable, "-m", "losscheck.cli", "check", "planted.mse_sum", "--examples", "20", "-q",
+                          "--property", "value", "--dtype", "float64"], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "V002" in out.stdout and "smallest input" in out.stdout and "reproduce: losscheck check" in out.stdout

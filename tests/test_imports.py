@@ -1,0 +1,41 @@
+"""The oracle imports only NumPy and the standard library; importing losscheck loads no framework."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
+FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "jaxlib", "optax", "scipy")
+
+
+def test_reference_imports_only_numpy_and_the_standard_library():
+    allowed = set(sys.stdlib_module_names) | {"numpy", "__future__"}
+    offenders = []
+    for path in sorted(REFERENCE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] not in allowed]
+    assert not offenders, offenders
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_importing_the_oracle_loads_nothing_but_numpy():
+    loaded = _modules_after("import losscheck.reference.regression, losscheck.reference.classification, "
+                            "losscheck.reference.divergence, losscheck.reference.margin, losscheck.reference.custom")
+    assert not {m.split(".")[0] for m in loaded} & set(FRAMEWORKS)
+
+
+def test_import_losscheck_and_the_catalog_load_no_framework():
+    loaded = _modules_after("import losscheck, losscheck.catalog, losscheck.runner, losscheck.cli\n"
+                            "losscheck.catalog.all_specs()")
+    assert not {m.split(".")[0] for m in loaded} & set(FRAMEWORKS)
