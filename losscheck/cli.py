@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="restrict Keras checks to this backend (repeatable)")
     ck.add_argument("--runtime", action="append", help="restrict to a runtime (repeatable): torch, jax, keras-jax, ...")
     ck.add_argument("--dtype", action="append", choices=list(DTYPES), help="dtypes to test (default float64, float32)")
-    ck.add_argument("--property", action="append", choices=list(PROPERTIES), help="properties (default all)")
+    ck.add_argument("--property", action="append", choices=list(PROPERTIES), help="properties (default value and gradient)")
     ck.add_argument("--examples", type=int, default=50, help="hypothesis examples per check (default 50)")
     ck.add_argument("--seed", type=int, default=0, help="base seed; every check derives its own from it")
     ck.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")
@@ -139,11 +139,11 @@ def _select(args):
 
 def cmd_check(args) -> int:
     from . import runner
-    from .properties import PROPERTIES
+    from .properties import DEFAULT
     from .report import console, json_report
 
     specs, runtimes = _select(args)
-    tasks = runner.plan(specs, properties=args.property or list(PROPERTIES),
+    tasks = runner.plan(specs, properties=args.property or list(DEFAULT),
                         dtypes=args.dtype or ["float64", "float32"], runtimes=runtimes)
     if not tasks:
         raise UsageError("nothing to check: the filters exclude every catalog entry")

@@ -66,8 +66,24 @@ _CODES = [
     Code("G006", "gradient inconsistent with the value",
          "The value agrees with the oracle but the gradient does not: a custom backward that does not "
          "differentiate the forward."),
+    Code("B002", "tiling the batch changes a mean-reduced loss",
+         "Repeating every sample k times changed a loss whose documented reduction is a mean: it depends on "
+         "the batch size."),
+    Code("B003", "samples are not independent",
+         "Changing one sample changed another sample's loss or gradient, or the per-sample output does not follow "
+         "the batch: the loss mixes samples."),
+    Code("B004", "batch of one or unbatched input fails",
+         "A batch of a single sample, or a documented input without the batch dimension, raises or disagrees "
+         "with the oracle."),
+    Code("B005", "shape mismatch silently broadcast",
+         "A (N, 1) prediction against a (N,) target (or the reverse) is broadcast to (N, N) instead of being "
+         "rejected or aligned: the loss is computed over every pair of samples."),
+    Code("B006", "sum-reduced loss does not scale with the batch",
+         "Repeating every sample k times did not multiply a loss whose documented reduction is a sum by k."),
     Code("N001", "non-finite value where the loss is finite",
          "The loss returns NaN or Inf on inputs where the exact loss is finite."),
+    Code("N002", "loss below its lower bound",
+         "The loss returns a value below its mathematical lower bound (a loss that should be >= 0 is negative)."),
     Code("N003", "non-finite gradient where the loss's gradient is finite",
          "The gradient contains NaN or Inf where the oracle's gradient is finite."),
     Code("D001", "computed at lower precision than its inputs",

@@ -6,6 +6,7 @@ worker streams one JSON line per finished check (:mod:`losscheck.worker`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-STATUSES = ("pass", "fail", "deviation", "xfail", "xpass", "skip", "error")
+STATUSES = ("pass", "warn", "fail", "deviation", "xfail", "xpass", "skip", "error")
 #: statuses that make `losscheck check` exit 1
 FAILING = ("fail", "xpass", "error")
 
@@ -84,7 +85,7 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     runtime = get_runtime(task.runtime, task.device)
     prop = PROPERTIES[task.property]
     stats = {"n": 0, "error": 0.0, "bound": None, "dev": None, "dev_abs": None, "dev_case": None, "xfail": None,
-             "precision": None, "precision_case": None}
+             "precision": None, "precision_case": None, "warn": None, "skipped": None, "observed": None}
 
     @hseed(row["check_seed"])
     @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
@@ -96,16 +97,25 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
         try:
             m = prop(spec, case, task.dtype, runtime)
         except Finding as f:
+            if f.details.get("warn"):  # a measured behaviour worth knowing, not a failure
+                stats["warn"] = stats["warn"] or f
+                return
             expected = spec.expected_for(task.property, task.dtype, task.runtime, f.case or case, f.code)
             if expected is None:
                 raise
             if stats["xfail"] is None:
                 stats["xfail"] = (f, expected)
             return
+        if m.extra.get("skipped"):
+            stats["skipped"] = m.extra["skipped"]
+            return
         stats["n"] += 1
+        if m.extra.get("observed"):
+            stats["observed"] = m.extra["observed"]
         stats["error"] = max(stats["error"], m.error)
         stats["bound"] = m.bound if stats["bound"] is None else max(stats["bound"], m.bound)
-        target(min(m.error / m.bound, 1e6), label="error / bound")
+        if m.bound > 0:
+            target(min(m.error / m.bound, 1e6), label="error / bound")
         if m.precision is not None and m.error >= stats["error"]:
             stats.update(precision=m.precision, precision_case=case)
         if m.deviation is not None and np.isfinite(m.deviation):
@@ -113,8 +123,11 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
             if stats["dev"] is None or m.deviation > stats["dev"]:
                 stats.update(dev=m.deviation, dev_abs=m.deviation_abs, dev_case=case)
 
+    from . import strategies
+
+    mode = strategies.extreme() if task.property == "numerics" else contextlib.nullcontext()
     try:
-        with np.errstate(all="ignore"):  # the oracle computes with inf and NaN on purpose (0 log 0 = 0)
+        with np.errstate(all="ignore"), mode:  # the oracle computes with inf and NaN on purpose (0 log 0 = 0)
             search()
     except Finding as f:
         _fill_failure(row, f, task, seed, examples)
@@ -133,13 +146,18 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
         row["error_eps"], row["bound_eps"] = stats["error"], stats["bound"]
         unconditional = next((e for e in spec.expected if e.when is None and e.code is None
                               and e.matches(task.property, task.dtype, task.runtime)), None)
-        if stats["xfail"] is not None:
+        if stats["n"] == 0 and stats["skipped"] and stats["xfail"] is None and stats["warn"] is None:
+            row.update(status="skip", reason=stats["skipped"])
+        elif stats["xfail"] is not None:
             f, expected = stats["xfail"]
             _fill_failure(row, f, task, seed, examples)
             row.update(status="xfail", reason=_reason(expected))
         elif unconditional is not None:
             row.update(status="xpass", reason=_reason(unconditional),
                        message="expected to fail but passed: the expectation is stale")
+        elif stats["warn"] is not None:
+            _fill_failure(row, stats["warn"], task, seed, examples)
+            row["status"] = "warn"
         elif stats["precision"] is not None:
             p, pcase = stats["precision"], stats["precision_case"]
             row.update(status="deviation", code="D001",
@@ -159,6 +177,8 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
                        reason=spec.deviation.link if spec.deviation else "")
         elif stats["dev"] is not None:
             row.update(deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"])
+        if row["status"] == "pass" and stats["observed"]:
+            row["message"] = f"observed: {stats['observed']}"
     row["duration_s"] = round(time.perf_counter() - started, 4)
     return row
 

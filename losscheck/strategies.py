@@ -6,6 +6,9 @@ small, fast and readable when shrunk.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -14,9 +17,48 @@ SIZE_BUDGET = 48
 MAX_BATCH = 6
 MAX_CLASSES = 5
 
+#: In extreme mode (the numerics property) every domain also draws its hard values: magnitudes up
+#: to 1e4 and infinities for unbounded reals, exact 0 and 1 and values within 1e-12 of them for
+#: probabilities, zero vectors, zero-sum rows.
+_EXTREME = contextvars.ContextVar("losscheck_extreme", default=False)
+HUGE = 1e4
+
+
+@contextlib.contextmanager
+def extreme():
+    token = _EXTREME.set(True)
+    try:
+        yield
+    finally:
+        _EXTREME.reset(token)
+
+
+def is_extreme() -> bool:
+    return _EXTREME.get()
+
 
 def _floats(lo, hi, **kw):
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False, **kw)
+
+
+def _edges(lo, hi):
+    """Hard values inside [lo, hi]: the bounds, values just inside them, and (for wide real domains)
+    magnitudes up to 1e4 and the infinities."""
+    pts = {lo, hi, 0.0 if lo <= 0 <= hi else lo}
+    for b in (lo, hi):
+        for d in (1e-12, 1e-7):
+            pts.update(v for v in (b + d, b - d) if lo <= v <= hi)
+    if lo <= -1 and hi >= 1:  # an unbounded real domain: huge and infinite values
+        pts.update((-HUGE, HUGE, -1e3, 1e3, -88.0, 88.0, -np.inf, np.inf))
+    elif hi >= 1 and lo >= 0:
+        pts.update((HUGE, 1e3))
+    return sorted(pts)
+
+
+def _elements(lo, hi):
+    if not is_extreme():
+        return _floats(lo, hi)
+    return st.one_of(st.sampled_from(_edges(lo, hi)), _floats(lo, hi))
 
 
 def batch_size(data, label="N", lo=1, hi=MAX_BATCH) -> int:
@@ -37,22 +79,26 @@ def shape(data, label="shape", min_dims=1, max_dims=3, min_side=1, max_side=MAX_
 
 
 def reals(data, shp, label, lo=-8.0, hi=8.0) -> np.ndarray:
-    return data.draw(hnp.arrays(np.float64, shp, elements=_floats(lo, hi)), label=label)
+    return data.draw(hnp.arrays(np.float64, shp, elements=_elements(lo, hi)), label=label)
 
 
 def positives(data, shp, label, lo=1e-3, hi=8.0) -> np.ndarray:
-    return data.draw(hnp.arrays(np.float64, shp, elements=_floats(lo, hi)), label=label)
+    return data.draw(hnp.arrays(np.float64, shp, elements=_elements(lo, hi)), label=label)
 
 
 def probabilities(data, shp, label, lo=0.0, hi=1.0) -> np.ndarray:
     """Probabilities including, by default, exactly 0 and 1 (where clipping conventions differ)."""
-    return data.draw(hnp.arrays(np.float64, shp, elements=_floats(lo, hi)), label=label)
+    return data.draw(hnp.arrays(np.float64, shp, elements=_elements(lo, hi)), label=label)
 
 
 def simplex(data, shp, label, axis=-1, floor=0.0) -> np.ndarray:
-    """Rows that sum to one along ``axis`` (drawn as non-negative weights, then normalised)."""
-    w = data.draw(hnp.arrays(np.float64, shp, elements=_floats(0.0, 1.0)), label=label)
-    w = w + floor + 1e-3 * (w.sum(axis=axis, keepdims=True) == 0)
+    """Rows that sum to one along ``axis`` (drawn as non-negative weights, then normalised).
+    In extreme mode a row may be all zeros (a zero-sum "distribution")."""
+    w = data.draw(hnp.arrays(np.float64, shp, elements=_elements(0.0, 1.0)), label=label)
+    zero = w.sum(axis=axis, keepdims=True) == 0
+    if is_extreme() and zero.any():
+        return np.where(zero, 0.0, (w + floor) / np.where(zero, 1.0, (w + floor).sum(axis=axis, keepdims=True)))
+    w = w + floor + 1e-3 * zero
     return w / w.sum(axis=axis, keepdims=True)
 
 

@@ -1112,3 +1112,29 @@ def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma: float = 2.0, reduct
             return {"logits": unbroadcast(g * dx_s, x.shape), "labels": unbroadcast(g * dy_s, y.shape)}
 
     return finish(terms, scale, vjp, reduction, local_grad_scale=gscale, **reduce_kw)
+
+
+def categorical_generalized_cross_entropy(y_true, y_pred, *, q: float, reduction: str = "none",
+                                          **reduce_kw) -> Result:
+    """Keras ``CategoricalGeneralizedCrossEntropy(q)`` / ``categorical_generalized_cross_entropy``
+    (Zhang & Sabuncu 2018): (1 - p_y^q) / q with p_y the predicted probability of the integer label.
+
+    ``y_true`` int (N,) or (N, 1); ``y_pred`` probabilities (N, C); one value per sample. Keras
+    neither clips nor renormalises ``y_pred`` (keras/src/losses/losses.py). The gradient
+    -p_y^(q - 1) is infinite at p_y == 0 for q < 1. ``y_true`` gets no gradient.
+    """
+    p = f64(y_pred)
+    labels = np.asarray(y_true).astype(np.int64)
+    if labels.ndim == p.ndim:
+        labels = labels[..., 0]
+    oh = (labels[..., None] == np.arange(p.shape[-1])).astype(np.float64)
+    py = np.sum(p * oh, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pq = py ** q
+        terms = (1.0 - pq) / q
+        dpy = -(py ** (q - 1.0))
+
+    def vjp(g):
+        return {"y_pred": (g * dpy)[..., None] * oh}
+
+    return finish(terms, (1.0 + pq) / q, vjp, reduction, **reduce_kw)

@@ -72,3 +72,14 @@ SPECS += keras_twins(
     oracle=_cosine(KERAS_EPSILON), exact=_cosine(0.0),
     deviation=Deviation("norms are floored at 1e-7: a zero vector gives 0, where the exact cosine is undefined", DOCS),
     family="regression", reference="regression.cosine_similarity")
+
+
+# ---- probabilistic and margin losses ---------------------------------------------------------------
+# Oracles read ``case.runtime`` and ``case.dtype`` (set by the properties) where Keras' semantics
+# depend on them: the clip bounds are 1e-7 and 1 - 1e-7 rounded to the tested dtype, and the order of
+# clipping and renormalising (sparse CE) or whether the bce is clipped at all (binary focal CE with
+# logits) depends on the backend. An empty runtime (a case outside a check) reads as keras-jax.
+
+from .keras_classification import SPECS as _CLASSIFICATION  # noqa: E402
+
+SPECS += _CLASSIFICATION

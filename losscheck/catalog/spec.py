@@ -75,9 +75,14 @@ class Expected:
     code: str | None = None
     when: Callable[["Case", str], bool] | None = None
 
+    def _covers(self, prop: str) -> bool:
+        """The numerics property runs the value and gradient checks on extreme inputs, so an
+        expectation scoped to those properties covers it too."""
+        return self.property in (None, prop) or (prop == "numerics" and self.property in ("value", "gradient"))
+
     def matches(self, prop: str, dtype: str, runtime: str, case: "Case | None" = None,
                 code: str | None = None) -> bool:
-        if self.property not in (None, prop) or self.dtype not in (None, dtype):
+        if not self._covers(prop) or self.dtype not in (None, dtype):
             return False
         if self.runtime not in (None, runtime) or self.code not in (None, code):
             return False
@@ -127,12 +132,21 @@ class LossSpec:
     swappable: tuple[str, str] | None = None  # (prediction arg, target arg) of a non-symmetric loss
     dtypes: tuple[str, ...] = ("float64", "float32")
     precision: tuple[Precision, ...] = ()
+    # batch handling (properties/batch.py)
+    batch_axes: Mapping[str, int] = field(default_factory=dict)  # per argument; default 0
+    pools_batch: bool = False        # the loss couples samples by design (contrastive, graph losses)
+    unbatched: bool = False          # documented to accept inputs without the batch dimension
+    pair: tuple[str, str] | None = None  # (prediction, target) compared element by element
+    lower_bound: float | None = None     # the loss's mathematical lower bound (numerics property)
     notes: str = ""
 
     def __post_init__(self):
         if not self.runtimes:
             default = {"torch": ("torch",), "optax": ("jax",), "keras": KERAS_RUNTIMES}
             object.__setattr__(self, "runtimes", default[self.framework])
+
+    def batch_axis(self, arg: str) -> int:
+        return self.batch_axes.get(arg, 0)
 
     @property
     def grad_args(self) -> tuple[Arg, ...]:

@@ -11,6 +11,7 @@ from .. import strategies as S
 
 PRED_TARGET = (Arg("input", "predictions"), Arg("target", "targets"))
 RED = {"reduction": TORCH_REDUCTIONS}
+ELEMENTWISE = dict(pair=("input", "target"), unbatched=True, lower_bound=0.0)
 SWAP = ("input", "target")
 
 
@@ -21,21 +22,21 @@ def _red(case):
 SPECS = [
     *torch_twins("MSELoss", "mse_loss", args=PRED_TARGET, space=RED, inputs=pair("input", "target"),
                  oracle=lambda c: R.squared_error(c.inputs["input"], c.inputs["target"], reduction=_red(c)),
-                 family="regression", reference="regression.squared_error"),
+                 family="regression", reference="regression.squared_error", **ELEMENTWISE),
     *torch_twins("L1Loss", "l1_loss", args=PRED_TARGET, space=RED, inputs=pair("input", "target"),
                  oracle=lambda c: R.absolute_error(c.inputs["input"], c.inputs["target"], reduction=_red(c)),
-                 family="regression", reference="regression.absolute_error"),
+                 family="regression", reference="regression.absolute_error", **ELEMENTWISE),
     *torch_twins("HuberLoss", "huber_loss", args=PRED_TARGET,
                  space={**RED, "delta": st.floats(0.05, 4.0)}, inputs=pair("input", "target"),
                  oracle=lambda c: R.huber(c.inputs["input"], c.inputs["target"], delta=c.params["delta"],
                                           reduction=_red(c)),
-                 family="regression", reference="regression.huber"),
+                 family="regression", reference="regression.huber", **ELEMENTWISE),
     *torch_twins("SmoothL1Loss", "smooth_l1_loss", args=PRED_TARGET,
                  space={**RED, "beta": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.05, 4.0))},
                  inputs=pair("input", "target"),
                  oracle=lambda c: R.smooth_l1(c.inputs["input"], c.inputs["target"], beta=c.params["beta"],
                                               reduction=_red(c)),
-                 family="regression", reference="regression.smooth_l1"),
+                 family="regression", reference="regression.smooth_l1", **ELEMENTWISE),
 ]
 
 
@@ -86,3 +87,10 @@ SPECS += torch_twins(
     deviation=Deviation("var is clamped to eps in the value, and the gradient passes straight through the clamp",
                         "https://pytorch.org/docs/stable/generated/torch.nn.GaussianNLLLoss.html"),
     family="regression", reference="regression.gaussian_nll")
+
+
+# ---- classification and divergence losses ----------------------------------------------------------
+
+from .torch_classification import SPECS as _CLASSIFICATION  # noqa: E402
+
+SPECS += _CLASSIFICATION

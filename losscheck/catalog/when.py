@@ -20,3 +20,10 @@ def squared_norm_underflows(*names: str):
                     return True
         return False
     return when
+
+
+def flushed(x, dtype):
+    """``x`` as XLA on CPU sees it: subnormal inputs and results are flushed to zero."""
+    tiny = np.finfo(np.float64 if dtype == "float64" else np.float32).tiny
+    x = np.asarray(x)
+    return np.where(np.abs(x) < tiny, 0.0, x)

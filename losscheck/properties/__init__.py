@@ -1,7 +1,10 @@
 """Property families. Each module exposes ``NAME`` and ``check(spec, case, dtype, runtime)``,
 which returns a :class:`~.common.Measurement` or raises a :class:`~.common.Finding`."""
-from . import gradient, value
+from . import batch, gradient, numerics, value
 
-PROPERTIES = {m.NAME: m.check for m in (value, gradient)}
+PROPERTIES = {m.NAME: m.check for m in (value, gradient, batch, numerics)}
+PROPERTIES[batch.RANK_MISMATCH] = batch.rank_mismatch
+#: what `losscheck check` runs unless told otherwise
+DEFAULT = ("value", "gradient")
 
-__all__ = ["PROPERTIES"]
+__all__ = ["DEFAULT", "PROPERTIES"]

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
-STYLE = {"pass": "green", "deviation": "yellow", "xfail": "cyan", "skip": "dim", "fail": "bold red",
+STYLE = {"pass": "green", "warn": "yellow", "deviation": "yellow", "xfail": "cyan", "skip": "dim", "fail": "bold red",
          "xpass": "magenta", "error": "bold red"}
 
 
@@ -50,18 +50,21 @@ def print_summary(rows: list[dict], console: Console | None = None) -> None:
     table = Table(title="losscheck: results by loss and runtime")
     table.add_column("loss")
     table.add_column("runtime")
-    for status in ("pass", "deviation", "xfail", "fail", "xpass", "error", "skip"):
+    for status in ("pass", "warn", "deviation", "xfail", "fail", "xpass", "error", "skip"):
         if counts.get(status):
             table.add_column(status, justify="right", style=STYLE[status])
     groups: dict[tuple, Counter] = {}
     for r in rows:
         groups.setdefault((r["id"], r["runtime"]), Counter())[r["status"]] += 1
-    shown = [s for s in ("pass", "deviation", "xfail", "fail", "xpass", "error", "skip") if counts.get(s)]
+    shown = [s for s in ("pass", "warn", "deviation", "xfail", "fail", "xpass", "error", "skip") if counts.get(s)]
     for (lid, rt), c in groups.items():
         table.add_row(lid, rt, *[str(c.get(s, "")) for s in shown])
     console.print(table)
 
     for r in rows:
+        if r["status"] == "warn":
+            where = escape(f"{r['id']} [{r['runtime']}, {r['property']}, {r['dtype']}] {r['code']} {r['message']}")
+            console.print(f"[yellow]WARN[/] {where}", highlight=False)
         if r["status"] in ("fail", "error", "xpass"):
             where = escape(f"{r['id']} [{r['runtime']}, {r['property']}, {r['dtype']}] {r['code']} {r['message']}")
             console.print(f"[{STYLE[r['status']]}]{r['status'].upper()}[/] {where}", highlight=False)

@@ -1,0 +1,466 @@
+"""keras.losses cross-entropies, focal losses, KL divergence and hinge losses (appended to
+``keras_losses.SPECS``).
+
+Where Keras' semantics depend on where a case runs, the oracle reads ``case.runtime`` and
+``case.dtype`` (set by the properties): clip bounds are ``[1e-7, 1 - 1e-7]`` rounded to the tested
+dtype on every backend; ``SparseCategoricalCrossentropy`` clips then renormalises on TensorFlow and
+renormalises then clips on jax and torch; ``BinaryFocalCrossentropy(from_logits=True)`` does not clip
+its bce on TensorFlow. A case with no runtime (outside a check) reads as keras-jax.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .. import strategies as S
+from ..reference import classification as C
+from ..reference import divergence as D
+from ..reference import margin as M
+from ..reference._core import sigmoid
+from ..tolerance import round_to
+from .build import KERAS_FLOAT64_IN_FLOAT32, clip_bounds, keras_twins
+from .spec import Arg, Deviation, Expected
+
+EPSILON = 1e-7  # keras.config.epsilon()
+DOCS = "https://keras.io/api/losses/probabilistic_losses/"
+SRC = "https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py"
+CLIP = Deviation("probabilities are clipped to [1e-7, 1 - 1e-7] (keras.config.epsilon()) before the logarithm: "
+                 "0 and 1 give finite losses and a zero gradient", DOCS)
+
+SMOOTHING = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+GAMMA = st.one_of(st.sampled_from([0.0, 1.0, 2.0]), st.floats(0.0, 5.0))
+ALPHA = st.one_of(st.sampled_from([0.25]), st.floats(0.0, 1.0))
+
+
+def _gamma(case):
+    """The focal gamma as Keras uses it: a Python float exponent, weakly typed, so in the loss's dtype
+    (1e-177 is 0 in float32, and 0**0 = 1). Label smoothing and alpha enter through Python-float
+    expressions such as 1.0 - label_smoothing, rounded once: the float64 parameter models them."""
+    return float(round_to(case.dtype, case.params["gamma"]))
+
+
+def backend(case) -> str:
+    return (case.runtime or "keras-jax").removeprefix("keras-")
+
+
+def bounds(case):
+    return clip_bounds(EPSILON, case.dtype)
+
+
+# ---- inputs ------------------------------------------------------------------------------------------
+
+def _logits(data, shp, label):
+    """Logits, moderate or large (sigmoid/softmax saturate in float32 beyond about 17)."""
+    hi = S.choice(data, [8.0, 60.0], f"{label}_range")
+    return S.reals(data, shp, label, -hi, hi)
+
+
+def _probs(data, shp, label):
+    """Probabilities with exact 0s and 1s (where the clip acts) about as likely as interior values."""
+    elements = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+    return data.draw(hnp.arrays(np.float64, shp, elements=elements), label=label)
+
+
+def _binary_inputs(data, params):
+    shp = S.shape(data, min_dims=1 if params.get("axis", -1) == -1 else 2)
+    soft = S.flag(data, "soft_labels")
+    y = S.probabilities(data, shp, "y_true") if soft else S.binary_labels(data, shp, "y_true")
+    p = _logits(data, shp, "y_pred") if params["from_logits"] else _probs(data, shp, "y_pred")
+    return {"y_true": y, "y_pred": p}
+
+
+def _class_shape(data, axis):
+    """A shape with 2-5 classes along ``axis`` (-1, 0 or 1) and up to two other axes."""
+    c = S.classes(data)
+    rest = list(data.draw(st.lists(st.integers(1, 4), min_size=int(axis == 1), max_size=2), label="batch_shape"))
+    while rest and c * int(np.prod(rest)) > S.SIZE_BUDGET:
+        rest.pop()
+    pos = len(rest) if axis == -1 else axis
+    return tuple(rest[:pos]) + (c,) + tuple(rest[pos:])
+
+
+def _one_hot(data, shp, axis, label):
+    idx = S.indices(data, shp[:axis] + shp[axis + 1:] if axis != -1 else shp[:-1], shp[axis], label)
+    return (np.expand_dims(idx, axis) == np.arange(shp[axis]).reshape(
+        [-1 if i == axis % len(shp) else 1 for i in range(len(shp))])).astype(np.float64)
+
+
+def _categorical_inputs(data, params):
+    """One-hot or soft labels along the class axis; probability rows (with exact 0s and 1s) or logits."""
+    axis = params.get("axis", -1)
+    shp = _class_shape(data, axis)
+    soft = S.flag(data, "soft_labels")
+    y = S.simplex(data, shp, "y_true", axis=axis) if soft else _one_hot(data, shp, axis, "y_true")
+    p = _logits(data, shp, "y_pred") if params["from_logits"] else S.simplex(data, shp, "y_pred", axis=axis)
+    out = {"y_true": y, "y_pred": p}
+    if "alpha" in params and axis == -1 and S.flag(data, "per_class_alpha"):
+        out["__params__"] = {"alpha": [S.number(data, f"alpha[{k}]", 0.0, 1.0) for k in range(shp[-1])]}
+    return out
+
+
+def _sparse_inputs(data, params):
+    axis = params.get("axis", -1)
+    shp = _class_shape(data, axis)
+    ax = axis % len(shp)
+    ignore = params["ignore_class"]
+    lshape = shp[:ax] + shp[ax + 1:]
+    labels = S.indices(data, lshape, shp[ax], "y_true", extra=() if ignore is None else (ignore,))
+    if ignore is not None and S.choice(data, [False, False, False, True], "all_ignored"):
+        labels = np.full(lshape, ignore, dtype=np.int64)
+    if len(shp) > 1 and S.flag(data, "labels_keepdims"):   # Keras squeezes a size-1 class axis
+        labels = np.expand_dims(labels, ax)
+    p = _logits(data, shp, "y_pred") if params["from_logits"] else S.simplex(data, shp, "y_pred", axis=ax)
+    return {"y_true": labels, "y_pred": p}
+
+
+def _kl_inputs(data, params):
+    shp = S.shape(data)
+    if S.flag(data, "normalized"):
+        return {"y_true": S.simplex(data, shp, "y_true"), "y_pred": S.simplex(data, shp, "y_pred")}
+    return {"y_true": _probs(data, shp, "y_true"), "y_pred": _probs(data, shp, "y_pred")}
+
+
+def _hinge_inputs(data, params):
+    shp = S.shape(data)
+    labels = S.binary_labels if S.flag(data, "binary_labels") else S.sign_labels   # Keras converts {0, 1}
+    return {"y_true": labels(data, shp, "y_true"), "y_pred": S.reals(data, shp, "y_pred")}
+
+
+def _categorical_hinge_inputs(data, params):
+    shp = _class_shape(data, -1)
+    if S.flag(data, "sign_labels"):
+        y = S.sign_labels(data, shp, "y_true")
+    else:
+        y = _one_hot(data, shp, -1, "y_true")
+    return {"y_true": y, "y_pred": S.reals(data, shp, "y_pred")}
+
+
+# ---- oracles -----------------------------------------------------------------------------------------
+
+#: the oracle functions' names for Keras' two arguments
+KERAS_NAMES = {"labels": "y_true", "targets": "y_true", "probs": "y_pred", "logits": "y_pred", "output": "y_pred",
+               "predictions": "y_pred"}
+
+
+def keras_names(oracle):
+    """Rename the oracle's gradient and kink keys to ``y_true``/``y_pred``: one spec binds different
+    oracle functions (on probabilities and on logits) whose arguments are named differently."""
+    def rename(d):
+        return {KERAS_NAMES.get(k, k): v for k, v in d.items()}
+
+    def renamed(case, reduce_kw):
+        r = oracle(case, reduce_kw)
+        gs = r.grad_scale
+        return dataclasses.replace(r, vjp=lambda cot: rename(r.vjp(cot)), kink_gap=rename(r.kink_gap),
+                                   grad_scale=None if gs is None else (lambda cot: rename(gs(cot))))
+    return renamed
+
+
+def _bce(exact=False):
+    def oracle(case, reduce_kw):
+        p, x, y = case.params, case.inputs["y_pred"], case.inputs["y_true"]
+        kw = dict(label_smoothing=p["label_smoothing"], axis=p["axis"], **reduce_kw)
+        if p["from_logits"]:
+            return C.binary_cross_entropy_with_logits(x, y, **kw)
+        return C.binary_cross_entropy(x, y, clip_eps=None if exact else bounds(case), **kw)
+    return keras_names(oracle)
+
+
+def _binary_focal(exact=False):
+    def oracle(case, reduce_kw):
+        p = case.params
+        # TensorFlow: ops.sigmoid tags its output with the logits and the bce is then computed from
+        # them (keras/src/backend/tensorflow/nn.py _get_logits), without clipping
+        unclipped = exact or (p["from_logits"] and backend(case) == "tensorflow")
+        return C.binary_focal_cross_entropy(
+            case.inputs["y_pred"], case.inputs["y_true"], from_logits=p["from_logits"], gamma=_gamma(case),
+            alpha=p["alpha"], apply_class_balancing=p["apply_class_balancing"],
+            label_smoothing=p["label_smoothing"], clip_eps=None if unclipped else bounds(case), axis=p["axis"],
+            **reduce_kw)
+    return keras_names(oracle)
+
+
+def _cce(exact=False):
+    def oracle(case, reduce_kw):
+        p, x, y = case.params, case.inputs["y_pred"], case.inputs["y_true"]
+        kw = dict(axis=p["axis"], label_smoothing=p["label_smoothing"], **reduce_kw)
+        if p["from_logits"]:
+            return C.softmax_cross_entropy(x, y, smoothing_classes=np.shape(x)[-1], **kw)
+        if exact:
+            return C.categorical_cross_entropy(x, y, clip_eps=None, order=None, **kw)
+        return C.categorical_cross_entropy(x, y, clip_eps=bounds(case), order="renormalize_then_clip", **kw)
+    return keras_names(oracle)
+
+
+def _alpha(case):
+    """A list alpha becomes a tensor of its own, float32 whatever floatx is on the TensorFlow and torch
+    backends (convert_to_tensor of a Python list of floats; measured: 2.07e-9 off in float64 with
+    alpha=[0.1, 0.3, 0.7]), floatx on jax."""
+    a = case.params["alpha"]
+    if isinstance(a, (list, tuple)):
+        return round_to("float32" if backend(case) != "jax" else case.dtype, np.asarray(a, dtype=np.float64))
+    return float(a)
+
+
+def _categorical_focal(exact=False):
+    def oracle(case, reduce_kw):
+        p = case.params
+        return C.categorical_focal_cross_entropy(
+            case.inputs["y_pred"], case.inputs["y_true"], from_logits=p["from_logits"], gamma=_gamma(case),
+            alpha=_alpha(case), label_smoothing=p["label_smoothing"], axis=p["axis"],
+            clip_eps=None if exact else bounds(case), **reduce_kw)
+    return keras_names(oracle)
+
+
+def _sparse(exact=False):
+    def oracle(case, reduce_kw):
+        p = case.params
+        if exact:
+            kw = dict(clip_eps=None, order=None)
+        else:
+            order = "clip_then_renormalize" if backend(case) == "tensorflow" else "renormalize_then_clip"
+            kw = dict(clip_eps=bounds(case), order=order)
+        return C.sparse_categorical_cross_entropy(
+            case.inputs["y_pred"], case.inputs["y_true"], from_logits=p["from_logits"], axis=p.get("axis", -1),
+            ignore_class=p["ignore_class"], **kw, **reduce_kw)
+    return keras_names(oracle)
+
+
+def _kl(exact=False):
+    def oracle(case, reduce_kw):
+        eps = None if exact else float(round_to(case.dtype, EPSILON))
+        return D.kl_divergence_keras(case.inputs["y_true"], case.inputs["y_pred"], clip_eps=eps, **reduce_kw)
+    return oracle
+
+
+def _hinge(squared):
+    def oracle(case, reduce_kw):
+        return M.hinge(case.inputs["y_pred"], case.inputs["y_true"], squared=squared, convert_binary=True, axis=-1,
+                       **reduce_kw)
+    return keras_names(oracle)
+
+
+@keras_names
+def _categorical_hinge(case, reduce_kw):
+    return M.categorical_hinge(case.inputs["y_pred"], case.inputs["y_true"], **reduce_kw)
+
+
+# ---- expected failures -----------------------------------------------------------------------------
+
+def _focal_base_lost(case, dtype) -> bool:
+    """Keras' base of the focal power, 1 - p_t, is 0 in ``dtype`` somewhere, and either gamma < 1 (its
+    VJP is 0 * inf or inf there) or the exact base is positive there (cancellation)."""
+    ft = np.float64 if dtype == "float64" else np.float32
+    p = case.params
+    y, x = (np.asarray(case.inputs[k], dtype=ft) for k in ("y_true", "y_pred"))
+    ls = p["label_smoothing"]
+    if ls:
+        y = y * ft(1.0 - ls) + ft(0.5 * ls)
+    with np.errstate(over="ignore"):
+        q = ft(1) / (ft(1) + np.exp(-x)) if p["from_logits"] else x
+    zero = ft(1) - (y * q + (ft(1) - y) * (ft(1) - q)) == 0
+    gamma = float(ft(p["gamma"]))
+    if gamma < 1 and (gamma > 0 or backend(case) != "torch"):
+        return bool(np.any(zero))
+    y64, x64 = (np.asarray(case.inputs[k], dtype=np.float64) for k in ("y_true", "y_pred"))
+    y64 = y64 * (1.0 - p["label_smoothing"]) + 0.5 * p["label_smoothing"]
+    p64 = sigmoid(x64) if p["from_logits"] else x64
+    q64 = sigmoid(-x64) if p["from_logits"] else 1.0 - x64
+    return bool(np.any(zero & (y64 * q64 + (1.0 - y64) * p64 > 0)))
+
+
+FOCAL_BASE = Expected(
+    "Keras forms the focal base 1 - p_t by subtraction, which is 0 in floating point wherever p_t rounds to 1, "
+    "also where the exact base (p for y_true = 0) is positive; there ops.power(base, gamma) has the VJP "
+    "gamma * 0**(gamma - 1): 0 * inf = NaN for gamma = 0 (TensorFlow and jax; torch's pow backward gives 0), inf "
+    "for 0 < gamma < 1 (all backends), 0 for gamma > 1 where the exact one is positive. Verified: "
+    "binary_focal_crossentropy(y_true=[0], y_pred=[1.2e-38], gamma=0.5) has d/dy_true = NaN on all three "
+    "backends (exact 4.6e11); gamma=0 at y_true = y_pred = 0 NaN on TensorFlow and jax (torch 16.118, the "
+    "derivative); gamma=2, label_smoothing=6.3e-222 at y_true = y_pred = 0: 0 on TensorFlow (exact 6.3e-229)",
+    SRC, property="gradient", when=_focal_base_lost)
+
+
+def _smoothed_labels_off_simplex(case, dtype) -> bool:
+    """Label smoothing along a class axis that is not the last: Keras divides by the size of the last
+    axis, so the smoothed labels no longer sum to 1 along the class axis."""
+    p = case.params
+    if not (p["from_logits"] and p["label_smoothing"]):
+        return False
+    y, ls = np.asarray(case.inputs["y_true"]), p["label_smoothing"]
+    ys = y * (1 - ls) + ls / y.shape[-1]
+    return bool(np.any(np.abs(ys.sum(axis=p["axis"]) - 1) > 1e-3))
+
+
+TF_SOFTMAX_CE_GRADIENT = Expected(
+    "tf.nn.softmax_cross_entropy_with_logits' gradient is softmax - labels, the derivative only for labels that "
+    "sum to 1 along the class axis; Keras' label smoothing divides by the size of the last axis whatever `axis` "
+    "is, so with axis != -1 the smoothed labels do not (verified: categorical_crossentropy([[1], [0]], [[0], [0]], "
+    "from_logits=True, label_smoothing=1, axis=0) has d/dy_pred = [-0.5, -0.5], the derivative is [0, 0]; "
+    "jax and torch give the derivative)",
+    "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
+    property="gradient", runtime="keras-tensorflow", when=lambda c, d: _smoothed_labels_off_simplex(c, d))
+
+
+def _mask_rescales_weights(case, dtype) -> bool:
+    p, sw = case.params, case.inputs.get("sample_weight")
+    if sw is None or p["ignore_class"] is None or p.get("reduction", "sum_over_batch_size") not in (
+            "sum_over_batch_size", "mean"):
+        return False
+    valid = C.sparse_valid_mask(case.inputs["y_true"], p["ignore_class"])
+    return bool(valid.any() and not valid.all())
+
+
+TORCH_SAMPLE_WEIGHT_IN_PLACE = Expected(
+    "on the torch backend Loss.__call__ multiplies the caller's sample_weight tensor in place by the "
+    "ignore_class mask weights (apply_mask: sample_weight *= float_mask, with total / valid on the valid "
+    "entries for sum_over_batch_size and mean) when it already has the loss dtype: the returned loss is right, "
+    "the caller's weights are not (verified in float64: two calls with the same sample_weight tensor [1, 0], "
+    "labels [0, -1], ignore_class=-1 return 0.693 then 1.386, and the tensor becomes [2, 0], then [4, 0]); the "
+    "check sees it as a value computed from other weights",
+    "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
+    property="value", dtype="float64", runtime="keras-torch", when=_mask_rescales_weights)
+
+
+def _classes_not_last(case, dtype) -> bool:
+    x = case.inputs["y_pred"]
+    return case.params.get("axis", -1) % x.ndim != x.ndim - 1
+
+
+SPARSE_AXIS = tuple(
+    Expected(f"sparse_categorical_crossentropy documents `axis` (the class axis), but {why}; the torch backend "
+             "honours it (verified with y_pred of shape (2, 4, 3), axis=1)",
+             SRC, runtime=rt, code="X001", when=_classes_not_last)
+    for rt, why in (("keras-tensorflow", "the TensorFlow backend raises ValueError 'Only axis=-1 is currently "
+                     "supported' for a class axis other than the last"),
+                    ("keras-jax", "the jax backend checks the labels' shape against y_pred.shape[:-1] and raises "
+                     "ValueError unless the class axis is the last (or as long as the last)")))
+
+
+def _class_squeezes_y_pred(case, dtype) -> bool:
+    x, y = case.inputs["y_pred"], case.inputs["y_true"]
+    return _classes_not_last(case, dtype) and x.shape[-1] == 1 and y.ndim == x.ndim - 1
+
+
+SPARSE_TRAILING_1 = tuple(
+    Expected("SparseCategoricalCrossentropy (the class; the function is right) runs y_true and y_pred through "
+             "squeeze_or_expand_to_same_rank, which drops y_pred's last axis when it has size 1 and one more "
+             "dimension than y_true, the normal rank of sparse labels: with axis=1 and y_pred of shape (N, C, 1) "
+             "the result has shape (N,), not (N, 1) (verified on torch with reduction=None: shape (2,) where "
+             "sparse_categorical_crossentropy gives (2, 1)); the values are right",
+             "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
+             property=prop, code=code, runtime="keras-torch", when=_class_squeezes_y_pred)
+    for prop, code in (("value", "X002"), ("gradient", "X001")))
+
+KERAS_ARGS = {"y_true": "y_true", "y_pred": "y_pred"}   # Arg refs: the keys keras_names gives
+
+
+# ---- interim: Keras' float64 reductions in float32 (jax and torch backends) ---------------------------
+# KERAS_FLOAT64_IN_FLOAT32 excuses an error beyond the float64 bound when the result is right for a
+# float32 computation, which the properties measure against the oracle on the case *rounded to
+# float32*. Keras keeps float64 inputs and elementwise ops (and its float64 clip bounds) and rounds
+# only in the reductions, so for ill-conditioned inputs (log(1 - p) at p = 0.99999, or p above the
+# float64 clip bound but below the float32 one) the float32-rounded case is a different loss:
+# measured 36,657,501 float64 eps (0.07 float32 eps against the float64 oracle) for
+# binary_crossentropy(y_true=[0, 0], y_pred=[0.99999, 0.3]) on keras-jax, where Keras is right.
+# Until the properties can re-measure without rounding the inputs (see the report), these specs
+# declare the same precision with a marked "float32" and their oracle, seeing the mark, answers for
+# the float64 case it was last asked about on that runtime: the framework is then judged in float32
+# eps against its float64 semantics.
+
+class _Float32Reductions(str):
+    """``Precision.effective`` "float32" that tells the oracle it is re-measuring a float64 check."""
+
+
+_LAST_FLOAT64: dict = {}
+
+
+def _rounds_to(case64, case32) -> bool:
+    def same(a, b):
+        a = np.asarray(a)
+        a = round_to("float32", a) if np.issubdtype(a.dtype, np.floating) else a
+        return a.shape == np.shape(b) and bool(np.array_equal(a, b, equal_nan=True))
+    return case64.inputs.keys() == case32.inputs.keys() and all(
+        same(case64.inputs[k], case32.inputs[k]) for k in case64.inputs)
+
+
+def float64_reductions(spec):
+    precision = tuple(dataclasses.replace(p, effective=_Float32Reductions(p.effective))
+                      if p is KERAS_FLOAT64_IN_FLOAT32 else p for p in spec.precision)
+    oracle = spec.oracle
+
+    def measured(case):
+        if isinstance(case.dtype, _Float32Reductions):
+            last = _LAST_FLOAT64.get(case.runtime)
+            if last is not None and _rounds_to(last, case):
+                # float64 inputs and clip bounds; sample weights as the float32 reduction sees them
+                # (torch's divide_no_nan: a weight of 1e-262 is 0 there)
+                sw = case.inputs.get("sample_weight")
+                return oracle(last if sw is None else last.with_inputs(sample_weight=sw))
+        elif case.dtype == "float64":
+            _LAST_FLOAT64[case.runtime] = dataclasses.replace(
+                case, inputs={k: np.array(v, copy=True) for k, v in case.inputs.items()})
+        return oracle(case)
+    return dataclasses.replace(spec, oracle=measured, precision=precision)
+
+
+# ---- specs -------------------------------------------------------------------------------------------
+
+def _int_labels(spec):
+    """Sparse labels are integers (Keras' Loss casts them to floatx, the function takes them as given)."""
+    args = tuple(Arg("y_true", "y_true", kind="int") if a.name == "y_true" else a for a in spec.args)
+    return dataclasses.replace(spec, args=args)
+
+
+SPECS = [
+    *keras_twins("BinaryCrossentropy", "binary_crossentropy",
+                 space={"from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0]},
+                 inputs=_binary_inputs, oracle=_bce(), exact=_bce(exact=True), deviation=CLIP,
+                 **KERAS_ARGS, family="classification",
+                 reference="classification.binary_cross_entropy(from_logits: binary_cross_entropy_with_logits)"),
+    *keras_twins("BinaryFocalCrossentropy", "binary_focal_crossentropy",
+                 space={"apply_class_balancing": [False, True], "alpha": ALPHA, "gamma": GAMMA,
+                        "from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0]},
+                 inputs=_binary_inputs, oracle=_binary_focal(), exact=_binary_focal(exact=True),
+                 expected=(FOCAL_BASE,),
+                 deviation=Deviation(CLIP.summary + " (with from_logits=True on jax and torch only: TensorFlow "
+                                     "computes the bce from the logits)", DOCS),
+                 **KERAS_ARGS, family="classification",
+                 reference="classification.binary_focal_cross_entropy"),
+    *keras_twins("CategoricalCrossentropy", "categorical_crossentropy",
+                 space={"from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0, 1]},
+                 inputs=_categorical_inputs, oracle=_cce(), exact=_cce(exact=True), expected=(TF_SOFTMAX_CE_GRADIENT,),
+                 deviation=Deviation("probabilities are renormalised to sum to 1, then clipped to [1e-7, 1 - 1e-7] "
+                                     "before the logarithm", DOCS),
+                 **KERAS_ARGS, family="classification",
+                 reference="classification.categorical_cross_entropy(from_logits: softmax_cross_entropy)"),
+    *keras_twins("CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
+                 space={"alpha": ALPHA, "gamma": GAMMA,
+                        "from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0, 1]},
+                 inputs=_categorical_inputs, oracle=_categorical_focal(), exact=_categorical_focal(exact=True),
+                 deviation=Deviation("probabilities are renormalised, then clipped to [1e-7, 1 - 1e-7] before the "
+                                     "logarithm and the modulating factor", DOCS),
+                 **KERAS_ARGS, family="classification",
+                 reference="classification.categorical_focal_cross_entropy"),
+    *map(_int_labels, keras_twins(
+        "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+        space={"from_logits": [False, True], "ignore_class": [None, -1, 0],
+               "axis": st.one_of(st.just(-1), st.sampled_from([-1, 1]))},   # 1 is an xfail on TF and jax
+        inputs=_sparse_inputs, oracle=_sparse(), exact=_sparse(exact=True), deviation=CLIP, **KERAS_ARGS,
+        expected=(TORCH_SAMPLE_WEIGHT_IN_PLACE, *SPARSE_AXIS, *SPARSE_TRAILING_1),
+        family="classification", reference="classification.sparse_categorical_cross_entropy")),
+    *keras_twins("KLDivergence", "kl_divergence", space={}, inputs=_kl_inputs, oracle=_kl(), exact=_kl(exact=True),
+                 deviation=Deviation("both arguments are clipped to [1e-7, 1]: a zero y_true contributes "
+                                     "1e-7 log(1e-7 / y_pred), a zero y_pred gives a finite loss", DOCS),
+                 swappable=("y_true", "y_pred"), **KERAS_ARGS, family="divergence",
+                 reference="divergence.kl_divergence_keras"),
+    *keras_twins("Hinge", "hinge", space={}, inputs=_hinge_inputs, oracle=_hinge(False),
+                 **KERAS_ARGS, family="margin", reference="margin.hinge"),
+    *keras_twins("SquaredHinge", "squared_hinge", space={}, inputs=_hinge_inputs, oracle=_hinge(True),
+                 **KERAS_ARGS, family="margin", reference="margin.hinge(squared=True)"),
+    *keras_twins("CategoricalHinge", "categorical_hinge", space={}, inputs=_categorical_hinge_inputs,
+                 oracle=_categorical_hinge, **KERAS_ARGS, family="margin", reference="margin.categorical_hinge"),
+]
+SPECS = [float64_reductions(s) for s in SPECS]

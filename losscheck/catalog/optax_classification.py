@@ -1,0 +1,339 @@
+"""optax.losses cross-entropies, focal loss, KL divergences and margin losses (appended to
+``optax_losses.SPECS``). optax/losses/_classification.py; none of these reduces.
+
+``axis`` may be an int, a tuple of axes (the classes are then the flattened axes, in the order
+given) or None (every axis). ``where`` is drawn of the logits' shape or, where optax documents it
+(``softmax_cross_entropy`` and its integer-label form), of the shape without the class axes: optax
+inserts them, masking whole rows. ``poly_loss_cross_entropy`` does not: it passes ``where`` to
+``jax.nn.softmax`` as it is, which fails to broadcast or broadcasts it wrongly (not documented
+either way, so not drawn).
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .. import strategies as S
+from ..reference import classification as C
+from ..reference import divergence as D
+from ..reference import margin as M
+from .build import optax_spec
+from .spec import Arg, Deviation, Expected
+from .when import flushed
+
+DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
+SRC = "https://github.com/google-deepmind/optax/blob/main/optax/losses/_classification.py"
+
+#: class axes: an int, tuples (in and out of order), None (softmax and KL losses only)
+AXES = [-1, 0, 1, (0, 1), (-1, 0), (2, 0)]
+GAMMA = st.one_of(st.sampled_from([0.0, 1.0, 2.0]), st.floats(0.0, 5.0))
+ALPHA = st.one_of(st.sampled_from([None, 0.25]), st.floats(0.0, 1.0))
+EPSILON = st.one_of(st.sampled_from([2.0, -1.0, 0.0]), st.floats(-1.0, 4.0))
+
+LOGITS = (Arg("logits"), Arg("labels"))
+INT_LABELS = (Arg("logits"), Arg("labels", kind="int"))
+
+
+# ---- axes and shapes ---------------------------------------------------------------------------
+
+def _min_ndim(axis) -> int:
+    """The fewest dimensions in which ``axis`` names distinct, valid axes."""
+    axes = () if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    return next(nd for nd in range(1, 8) if all(-nd <= a < nd for a in axes)
+                and len({a % nd for a in axes}) == len(axes))
+
+
+def _axes(axis, ndim) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    return tuple(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+
+
+def _rest(shp, axes):
+    return tuple(n for i, n in enumerate(shp) if i not in axes)
+
+
+def _shape(data, axis, max_dims=3):
+    lo = _min_ndim(axis)
+    return S.shape(data, min_dims=lo, max_dims=max(lo, max_dims), max_side=5)
+
+
+def _one_hot(idx, shp, axes):
+    """One-hot labels of ``shp`` for flat class indices ``idx`` into the class ``axes`` (optax's
+    layout: batch axes in order, then the class axes flattened in the order given)."""
+    rest = [i for i in range(len(shp)) if i not in axes]
+    n = int(np.prod([shp[a] for a in axes]))
+    oh = (np.asarray(idx)[..., None] == np.arange(n)).astype(np.float64)
+    oh = oh.reshape(tuple(shp[i] for i in rest) + tuple(shp[a] for a in axes))
+    return np.transpose(oh, np.argsort(rest + list(axes)))
+
+
+def _logits(data, shp, label="logits"):
+    """Moderate or large logits (float32 exp overflows beyond 88)."""
+    hi = S.choice(data, [8.0, 60.0, 1000.0], f"{label}_range")
+    return S.reals(data, shp, label, -hi, hi)
+
+
+def _where(data, shp, axes, rows_allowed=True):
+    """None, a mask of ``shp``, or (for int/tuple class axes) a mask of the batch shape."""
+    form = S.choice(data, ["none", "full", "rows"] if rows_allowed else ["none", "full"], "where_form")
+    if form == "full":
+        return data.draw(hnp.arrays(bool, shp), label="where")
+    if form == "rows":
+        return data.draw(hnp.arrays(bool, _rest(shp, axes)), label="where")
+    return None
+
+
+def _neg_inf(data, x, y, label="neg_inf_at"):
+    """-inf logits at some of the classes whose label is 0 (0 log 0 = 0 keeps the loss finite)."""
+    if not S.flag(data, "neg_inf_logits"):
+        return x
+    at = data.draw(hnp.arrays(bool, np.shape(x)), label=label)
+    return np.where(at & (np.asarray(y) == 0), -np.inf, x)
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+
+def _sigmoid_inputs(data, params):
+    shp = S.shape(data, min_dims=0)
+    soft = S.flag(data, "soft_labels")
+    y = S.probabilities(data, shp, "labels") if soft else S.binary_labels(data, shp, "labels")
+    return {"logits": _logits(data, shp), "labels": y}
+
+
+def _softmax_inputs(rows=True):
+    """``rows``: ``where`` may have the batch shape (softmax_cross_entropy inserts the class axes;
+    poly_loss_cross_entropy does not: its softmax broadcasts ``where`` against the logits as is)."""
+    def inputs(data, params):
+        axis = params.get("axis", -1)
+        shp = _shape(data, axis)
+        axes = _axes(axis, len(shp))
+        if S.flag(data, "soft_labels"):
+            y = S.simplex(data, shp, "labels", axis=axes)
+        else:
+            n = int(np.prod([shp[a] for a in axes]))
+            y = _one_hot(S.indices(data, _rest(shp, axes), n, "labels"), shp, axes)
+        x = _logits(data, shp)
+        out = {"logits": _neg_inf(data, x, y), "labels": y}
+        where = _where(data, shp, axes, rows_allowed=rows and axis is not None)
+        if where is not None:
+            out["__params__"] = {"where": where}
+        return out
+    return inputs
+
+
+def _safe_inputs(data, params):
+    shp = S.shape(data)
+    y = S.simplex(data, shp, "labels") if S.flag(data, "soft_labels") else S.one_hot_rows(data, shp, "labels")
+    return {"logits": _neg_inf(data, _logits(data, shp), y), "labels": y}
+
+
+def _integer_inputs(data, params):
+    axis = params["axis"]
+    shp = _shape(data, axis)
+    axes = _axes(axis, len(shp))
+    n = int(np.prod([shp[a] for a in axes]))
+    labels = S.indices(data, _rest(shp, axes), n, "labels")
+    x = _logits(data, shp)
+    # -inf only away from the label's class: the loss stays finite
+    onehot = _one_hot(labels, shp, axes)
+    x = _neg_inf(data, x, 1.0 - onehot)
+    out = {"logits": x, "labels": labels}
+    where = _where(data, shp, axes)
+    if where is not None and where.shape == shp and S.flag(data, "where_excludes_labels"):
+        where = where & (onehot == 0)     # optax's quirk: the label's logit still counts
+    if where is not None:
+        out["__params__"] = {"where": where}
+    return out
+
+
+def _kl_inputs(second, domain):
+    """``log_predictions`` and ``second`` (targets in ``domain``), with axis and where."""
+    def inputs(data, params):
+        axis = params["axis"]
+        shp = _shape(data, axis)
+        if S.flag(data, "normalized"):
+            lq = np.log(S.simplex(data, shp, "log_predictions", floor=1e-3))
+        else:
+            lq = S.reals(data, shp, "log_predictions", -8.0, 2.0)
+        out = {"log_predictions": lq, second: domain(data, shp, second)}
+        form = S.choice(data, ["none", "full", "last"], "where_form")
+        if form != "none":
+            out["__params__"] = {"where": data.draw(hnp.arrays(bool, shp if form == "full" else shp[-1:]),
+                                                    label="where")}
+        return out
+    return inputs
+
+
+def _probabilities(data, shp, label):
+    return S.simplex(data, shp, label) if S.flag(data, "normalized_targets") else S.probabilities(data, shp, label)
+
+
+def _log_targets(data, shp, label):
+    if S.flag(data, "normalized_targets"):
+        return np.log(S.simplex(data, shp, label, floor=1e-3))
+    return S.reals(data, shp, label, -8.0, 1.0)
+
+
+def _nonnegative(data, shp, label):
+    return S.reals(data, shp, label, 0.0, 8.0)
+
+
+def _sign_inputs(data, params):
+    shp = S.shape(data, min_dims=0)
+    return {"predictor_outputs": S.reals(data, shp, "predictor_outputs"), "targets": S.sign_labels(data, shp, "targets")}
+
+
+def _multiclass_inputs(data, params):
+    c = S.classes(data)
+    batch = tuple(data.draw(st.lists(st.integers(1, 4), max_size=2), label="batch_shape"))
+    while batch and c * int(np.prod(batch)) > S.SIZE_BUDGET:
+        batch = batch[:-1]
+    scores = S.reals(data, batch + (c,), "scores")
+    if S.flag(data, "tied_scores"):   # ties of the maximum (kinks: value only)
+        scores = np.round(scores)
+    return {"scores": scores, "labels": S.indices(data, batch, c, "labels")}
+
+
+# ---- oracles -----------------------------------------------------------------------------------
+
+def _where_of(case):
+    return case.params.get("where")
+
+
+def _axis_of(case):
+    """optax's ``axis=None`` is every axis: the reference takes the tuple."""
+    axis = case.params.get("axis", -1)
+    return _axes(None, np.ndim(case.inputs["logits"])) if axis is None else axis
+
+
+def _softmax_ce(case):
+    return C.softmax_cross_entropy(case.inputs["logits"], case.inputs["labels"], axis=_axis_of(case),
+                                   where=_where_of(case))
+
+
+def _poly(case):
+    return C.poly_loss_cross_entropy(case.inputs["logits"], case.inputs["labels"], epsilon=case.params["epsilon"],
+                                     axis=_axis_of(case), where=_where_of(case))
+
+
+def _integer_ce(case):
+    return C.softmax_cross_entropy_with_integer_labels(case.inputs["logits"], case.inputs["labels"],
+                                                       axis=case.params["axis"], where=_where_of(case))
+
+
+def _integer_ce_as_dense(case):
+    """The one-hot twin, ``softmax_cross_entropy(logits, one_hot(labels), axis, where)``: a label
+    outside ``where`` leaves the sum (0 for that row)."""
+    x = case.inputs["logits"]
+    axis = case.params["axis"]
+    y = _one_hot(case.inputs["labels"], np.shape(x), _axes(axis, np.ndim(x)))
+    return C.softmax_cross_entropy(x, y, axis=axis, where=_where_of(case))
+
+
+def _kl(fn, second):
+    def oracle(case):
+        axis = case.params["axis"]
+        return fn(case.inputs["log_predictions"], case.inputs[second], axis=axis, where=_where_of(case))
+    return oracle
+
+
+# ---- expected failures -------------------------------------------------------------------------
+
+def _masks_a_class(case, dtype):
+    where = _where_of(case)
+    return where is not None and not np.all(where)
+
+
+MASKED_LABEL_GRAD_NAN = Expected(
+    "the gradient with respect to labels is NaN at every class outside `where`: log_softmax(logits, where=...) is "
+    "-inf there, and the masked sum's backward multiplies its zero cotangent by it (0 * -inf); those labels do not "
+    "enter the loss, so the derivative is 0. Verified: logits [[1, 2, 3]], where [[T, F, T]] gives d/dlabels "
+    "[2.127, nan, 0.127] (value and logits gradient agree with the reference)",
+    SRC, property="gradient", code="N003", when=_masks_a_class)
+
+
+def _has_neg_inf(case, dtype):
+    return bool(np.any(np.isneginf(case.inputs["logits"])))
+
+
+NEG_INF_NAN = Expected(
+    "a -inf logit whose label is 0 makes the value NaN (labels * log_softmax is 0 * -inf; optax documents that "
+    "safe_softmax_cross_entropy, not this function, follows 0 log 0 = 0 there). The gradient is right: "
+    "logits [[-inf, 2, 3]], labels [[0, .3, .7]] give value NaN, d/dlogits [0, -0.0311, 0.0311]",
+    DOCS + "#optax.losses.safe_softmax_cross_entropy", property="value", code="N001", when=_has_neg_inf)
+
+
+def _hard_label_with_focus(case, dtype):
+    y = flushed(case.inputs["labels"], dtype)   # XLA on CPU flushes subnormal labels to 0
+    return case.params["gamma"] != 0 and bool(np.any((y == 0) | (y == 1)))
+
+
+FOCAL_HARD_LABEL_GRAD = Expected(
+    "the gradient with respect to labels is wrong at labels exactly 0 or 1 (gamma != 0): log(1 - p_t) is "
+    "jax.scipy.special.logsumexp([log_sigmoid(x), log_sigmoid(-x)], b=[1 - y, y]), which replaces a by -inf where "
+    "b == 0 (jax/_src/ops/special.py), so d/db is lost there and with it the sigmoid(-x) (y = 0) or sigmoid(x) "
+    "(y = 1) part of d(1 - p_t)/dy. Verified (jax 0.10.2, optax 0.2.8): x = -2, y = 0, gamma = 2 gives 0.02481, "
+    "the derivative is 0.05146 (central differences of optax's own value agree); gamma = 0 is right",
+    "https://github.com/jax-ml/jax/blob/main/jax/_src/ops/special.py",
+    property="gradient", when=_hard_label_with_focus)
+
+
+# ---- specs -------------------------------------------------------------------------------------
+
+SPECS = [
+    optax_spec("sigmoid_binary_cross_entropy", args=LOGITS, space={}, inputs=_sigmoid_inputs,
+               oracle=lambda c: C.binary_cross_entropy_with_logits(c.inputs["logits"], c.inputs["labels"]),
+               family="classification", reference="classification.binary_cross_entropy_with_logits"),
+    optax_spec("softmax_cross_entropy", args=LOGITS, space={"axis": AXES + [None]}, inputs=_softmax_inputs(),
+               oracle=_softmax_ce, expected=(MASKED_LABEL_GRAD_NAN, NEG_INF_NAN),
+               family="classification", reference="classification.softmax_cross_entropy"),
+    optax_spec("softmax_cross_entropy_with_integer_labels", args=INT_LABELS, space={"axis": AXES},
+               inputs=_integer_inputs, oracle=_integer_ce, exact=_integer_ce_as_dense,
+               deviation=Deviation(
+                   "the label's logit is taken from the unmasked logits: where `where` excludes a row's label "
+                   "class the loss is logsumexp(logits over where) - logits[label], which can be negative; the "
+                   "one-hot twin softmax_cross_entropy gives 0 for such a row", SRC),
+               family="classification", reference="classification.softmax_cross_entropy_with_integer_labels"),
+    optax_spec("safe_softmax_cross_entropy", args=LOGITS, space={}, inputs=_safe_inputs,
+               oracle=lambda c: C.safe_softmax_cross_entropy(c.inputs["logits"], c.inputs["labels"]),
+               family="classification", reference="classification.safe_softmax_cross_entropy"),
+    optax_spec("poly_loss_cross_entropy", args=LOGITS, space={"epsilon": EPSILON, "axis": AXES + [None]},
+               inputs=_softmax_inputs(rows=False), oracle=_poly, expected=(MASKED_LABEL_GRAD_NAN, NEG_INF_NAN),
+               family="classification", reference="classification.poly_loss_cross_entropy"),
+    optax_spec("sigmoid_focal_loss", args=LOGITS, space={"alpha": ALPHA, "gamma": GAMMA}, inputs=_sigmoid_inputs,
+               oracle=lambda c: C.sigmoid_focal_loss(c.inputs["logits"], c.inputs["labels"], alpha=c.params["alpha"],
+                                                     gamma=c.params["gamma"]),
+               expected=(FOCAL_HARD_LABEL_GRAD,), family="classification",
+               reference="classification.sigmoid_focal_loss"),
+    optax_spec("kl_divergence", args=(Arg("log_predictions"), Arg("targets")), space={"axis": AXES + [None]},
+               inputs=_kl_inputs("targets", _probabilities), oracle=_kl(D.kl_divergence, "targets"),
+               family="divergence", reference="divergence.kl_divergence"),
+    optax_spec("kl_divergence_with_log_targets", args=(Arg("log_predictions"), Arg("log_targets")),
+               space={"axis": AXES + [None]}, inputs=_kl_inputs("log_targets", _log_targets),
+               oracle=_kl(D.kl_divergence_with_log_targets, "log_targets"),
+               swappable=("log_predictions", "log_targets"),
+               family="divergence", reference="divergence.kl_divergence_with_log_targets"),
+    *(optax_spec(name, args=(Arg("log_predictions"), Arg("targets")), space={"axis": AXES + [None]},
+                 inputs=_kl_inputs("targets", _nonnegative), oracle=_kl(D.generalized_kl_divergence, "targets"),
+                 family="divergence", reference="divergence.generalized_kl_divergence",
+                 notes="" if name == "generalized_kl_divergence" else
+                 "deprecated alias of generalized_kl_divergence (warns)")
+      for name in ("generalized_kl_divergence", "convex_kl_divergence")),
+    optax_spec("hinge_loss", args=(Arg("predictor_outputs", "predictions"), Arg("targets")), space={},
+               inputs=_sign_inputs, oracle=lambda c: M.hinge(c.inputs["predictor_outputs"], c.inputs["targets"]),
+               family="margin", reference="margin.hinge"),
+    optax_spec("perceptron_loss", args=(Arg("predictor_outputs", "predictions"), Arg("targets")), space={},
+               inputs=_sign_inputs,
+               oracle=lambda c: M.perceptron(c.inputs["predictor_outputs"], c.inputs["targets"]),
+               family="margin", reference="margin.perceptron"),
+    optax_spec("multiclass_hinge_loss", args=(Arg("scores"), Arg("labels", kind="int")), space={},
+               inputs=_multiclass_inputs,
+               oracle=lambda c: M.multiclass_hinge(c.inputs["scores"], c.inputs["labels"]),
+               family="margin", reference="margin.multiclass_hinge"),
+    optax_spec("multiclass_perceptron_loss", args=(Arg("scores"), Arg("labels", kind="int")), space={},
+               inputs=_multiclass_inputs,
+               oracle=lambda c: M.multiclass_perceptron(c.inputs["scores"], c.inputs["labels"]),
+               family="margin", reference="margin.multiclass_perceptron"),
+]

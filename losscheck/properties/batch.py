@@ -1,0 +1,219 @@
+"""Batch handling: how a loss treats the batch dimension.
+
+For each drawn case (with the batch dimension of every argument at ``spec.batch_axis``):
+
+* tiling the batch k times leaves a mean-reduced loss unchanged, multiplies a sum by k and tiles
+  a per-sample output (which of the three applies is read off the oracle: the documented reduction);
+* changing one sample's differentiable inputs leaves every other sample's gradient unchanged (unless
+  the spec declares that the loss pools the batch by design);
+* a batch of one agrees with the oracle, and so does an input without the batch dimension where the
+  framework documents it.
+
+``rank_mismatch`` (a property of its own) measures what a loss does with a (N, 1) prediction against
+a (N,) target and the reverse: raise, align, or silently broadcast to (N, N).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..catalog.spec import Case
+from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, value_error
+from .common import Finding, Measurement, cotangent_for, evaluate, n_terms, rounded
+
+NAME = "batch"
+TILES = 2
+
+
+def batch_sizes(spec, case) -> dict[str, int]:
+    """{argument: size of its batch axis} for the inputs that have one."""
+    out = {}
+    for a in spec.args:
+        x = case.inputs.get(a.name)
+        ax = spec.batch_axis(a.name)
+        if x is not None and np.ndim(x) > ax:
+            out[a.name] = np.shape(x)[ax]
+    return out
+
+
+def tile(spec, case, k: int) -> Case:
+    """The case with every batched input repeated k times along its batch axis."""
+    sizes = batch_sizes(spec, case)
+    return case.with_inputs(**{n: np.concatenate([case.inputs[n]] * k, axis=spec.batch_axis(n)) for n in sizes})
+
+
+def take(spec, case, index) -> Case:
+    """The case restricted to the samples ``index`` (a slice keeps the batch axis)."""
+    return case.with_inputs(**{n: np.take(case.inputs[n], np.arange(batch_sizes(spec, case)[n])[index],
+                                          axis=spec.batch_axis(n)) for n in batch_sizes(spec, case)})
+
+
+def documented_kind(spec, case, tiled) -> str:
+    """'none', 'mean', 'sum' or 'other', read off the oracle on the case and its tiling."""
+    v1, v2 = np.asarray(spec.oracle(case).value), np.asarray(spec.oracle(tiled).value)
+    if v2.shape != v1.shape:
+        return "none"
+    if v1.ndim:
+        return "other"
+    if np.allclose(v2, v1, rtol=1e-9, atol=1e-300, equal_nan=True):
+        return "mean"
+    if np.allclose(v2, TILES * v1, rtol=1e-9, atol=1e-300):
+        return "sum"
+    return "other"
+
+
+def check(spec, case, dtype, runtime) -> Measurement:
+    case = rounded(case, dtype, runtime.name)
+    sizes = batch_sizes(spec, case)
+    if not sizes or len(set(sizes.values())) != 1:
+        return Measurement(0.0, 0.0, extra={"skipped": "inputs do not share a batch dimension"})
+    n = next(iter(sizes.values()))
+    bound = VALUE_BOUND[dtype](n_terms(case) * TILES)
+    ref = spec.oracle(case)
+    base = evaluate(spec, runtime, case, dtype)
+    worst = 0.0
+
+    tiled = tile(spec, case, TILES)
+    kind = documented_kind(spec, case, tiled)
+    if kind != "other":
+        got = evaluate(spec, runtime, tiled, dtype).value
+        want = {"mean": base.value, "sum": TILES * base.value,
+                "none": np.concatenate([base.value] * TILES, axis=0) if base.value.ndim else base.value}[kind]
+        scale = {"mean": ref.scale, "sum": TILES * ref.scale,
+                 "none": np.concatenate([ref.scale] * TILES, axis=0) if np.ndim(ref.scale) else ref.scale}[kind]
+        if np.shape(got) != np.shape(want):
+            raise Finding("B003", f"tiling the batch {TILES} times gave an output of shape {np.shape(got)}, "
+                          f"not {np.shape(want)}: the per-sample output does not follow the batch", case=case)
+        err = float(np.nanmax(value_error(got, want, scale, dtype), initial=0.0))
+        if err > bound:
+            code, what = {"mean": ("B002", "changed a mean-reduced loss"),
+                          "sum": ("B006", f"did not multiply a sum-reduced loss by {TILES}"),
+                          "none": ("B003", "did not tile the per-sample losses")}[kind]
+            raise Finding(code, f"tiling the batch {TILES} times {what}: {float(np.ravel(got)[0]):.9g} vs "
+                          f"{float(np.ravel(want)[0]):.9g}; error {err:,.0f} eps, bound {bound:,.0f} eps",
+                          error=err, bound=bound, case=case)
+        worst = max(worst, err)
+
+    if n >= 2 and not spec.pools_batch and spec.grad_args:
+        worst = max(worst, _independence(spec, case, dtype, runtime, bound))
+
+    one = take(spec, case, slice(0, 1))
+    got1 = evaluate(spec, runtime, one, dtype).value
+    ref1 = spec.oracle(one)
+    err1 = float(np.nanmax(value_error(got1, ref1.value, ref1.scale, dtype), initial=0.0)) \
+        if np.shape(got1) == np.shape(ref1.value) else np.inf
+    if err1 > bound:
+        raise Finding("B004", f"a batch of one sample disagrees with the oracle: {got1} vs {ref1.value}",
+                      error=err1, bound=bound, case=one)
+    if spec.unbatched:
+        flat = one.with_inputs(**{k: np.take(one.inputs[k], 0, axis=spec.batch_axis(k)) for k in batch_sizes(spec, one)})
+        refu = spec.oracle(flat)
+        gotu = evaluate(spec, runtime, flat, dtype).value
+        erru = float(np.nanmax(value_error(gotu, refu.value, refu.scale, dtype), initial=0.0)) \
+            if np.shape(gotu) == np.shape(refu.value) else np.inf
+        if erru > bound:
+            raise Finding("B004", f"an input without the batch dimension (documented) disagrees with the oracle: "
+                          f"{gotu} vs {refu.value}", error=erru, bound=bound, case=flat)
+    return Measurement(worst, bound, extra={"kind": kind})
+
+
+def _independence(spec, case, dtype, runtime, bound) -> float:
+    """Replace sample 0's differentiable inputs by sample 1's: other samples' gradients must not move."""
+    swapped = {}
+    for a in spec.grad_args:
+        if a.name in batch_sizes(spec, case):
+            x = np.array(case.inputs[a.name], copy=True)
+            ax = spec.batch_axis(a.name)
+            idx0 = [slice(None)] * x.ndim
+            idx1 = list(idx0)
+            idx0[ax], idx1[ax] = 0, 1
+            x[tuple(idx0)] = x[tuple(idx1)]
+            swapped[a.name] = x
+    if not swapped or all(np.array_equal(v, case.inputs[k]) for k, v in swapped.items()):
+        return 0.0
+    other = case.with_inputs(**swapped)
+    ref = spec.oracle(case)
+    cot = cotangent_for(np.shape(ref.value))
+    g0 = evaluate(spec, runtime, case, dtype, cotangent=cot, want_grad=True).grads
+    g1 = evaluate(spec, runtime, other, dtype, cotangent=cot, want_grad=True).grads
+    mags = ref.grad_magnitude(cot)
+    kinks = ref.kinks(kink_rtol(dtype), {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args
+                                         if a.name in case.inputs})
+    ref_other = spec.oracle(other)
+    kinks_other = ref_other.kinks(kink_rtol(dtype), {a.oracle_name: np.shape(case.inputs[a.name])
+                                                     for a in spec.grad_args if a.name in case.inputs})
+    gbound = GRAD_BOUND[dtype](n_terms(case))
+    worst = 0.0
+    for a in spec.grad_args:
+        if a.name not in swapped or g0.get(a.name) is None or g1.get(a.name) is None:
+            continue
+        ax = spec.batch_axis(a.name)
+        rest = lambda g: np.delete(np.asarray(g), 0, axis=ax)  # noqa: E731
+        mag = mags.get(a.oracle_name, np.abs(g0[a.name]))
+        skip = kinks.get(a.oracle_name)
+        skip2 = kinks_other.get(a.oracle_name)
+        mask = None
+        if skip is not None or skip2 is not None:
+            mask = rest(np.zeros(np.shape(g0[a.name]), bool) | (skip if skip is not None else False)
+                        | (skip2 if skip2 is not None else False))
+        err = grad_error(rest(g1[a.name]), rest(g0[a.name]), rest(mag), dtype, mask)
+        if err > gbound:
+            raise Finding("B003", f"samples are not independent: changing sample 0 of {a.name!r} changed the "
+                          f"gradient of the other samples; error {err:,.0f} eps, bound {gbound:,.0f} eps",
+                          error=err, bound=gbound, case=case, details={"input": a.name})
+        worst = max(worst, err)
+    return worst
+
+
+# ---- (N, 1) against (N,) ------------------------------------------------------------------------
+
+RANK_MISMATCH = "rank_mismatch"
+
+
+def rank_mismatch(spec, case, dtype, runtime) -> Measurement:
+    """What the loss does with prediction (N, 1) and target (N,), and the reverse.
+
+    Raising or aligning the two is safe; broadcasting them to (N, N) silently computes a different
+    loss, reported as B005 (a warning, with whether the framework itself warned)."""
+    case = rounded(case, dtype, runtime.name)
+    if spec.pair is None:
+        return Measurement(0.0, 0.0, extra={"skipped": "no element-wise prediction/target pair"})
+    pred, target = spec.pair
+    p = np.reshape(case.inputs[pred], (np.shape(case.inputs[pred])[0], -1))[:, :1]
+    t = np.reshape(case.inputs[target], (np.shape(case.inputs[target])[0], -1))[:, 0]
+    if p.shape[0] < 2:
+        return Measurement(0.0, 0.0, extra={"skipped": "needs at least two samples"})
+    outcomes = []
+    for label, pp, tt in ((f"{pred} (N, 1) vs {target} (N,)", p, t), (f"{pred} (N,) vs {target} (N, 1)", p[:, 0], t[:, None])):
+        trial = case.with_inputs(**{pred: pp, target: tt})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                got = evaluate(spec, runtime, trial, dtype).value
+            except Finding as f:
+                outcomes.append((label, "raises", f.message.split(":")[0]))
+                continue
+        warned = any(issubclass(w.category, UserWarning) for w in caught)
+        aligned = (case.with_inputs(**{pred: p, target: t[:, None]}), case.with_inputs(**{pred: p[:, 0], target: t}))
+        verdict = _closest(spec, got, dtype, aligned=aligned, broadcast=trial)
+        outcomes.append((label, verdict, "with a warning" if warned else "silently"))
+    broadcast = [o for o in outcomes if o[1] == "broadcasts to (N, N)"]
+    text = "; ".join(f"{lbl}: {v} {how}".strip() for lbl, v, how in outcomes)
+    if broadcast:
+        raise Finding("B005", f"shape mismatch is broadcast, not rejected: {text}", case=case,
+                      details={"outcomes": outcomes, "warn": True})
+    return Measurement(0.0, 0.0, extra={"outcomes": outcomes, "observed": text})
+
+
+def _closest(spec, got, dtype, *, aligned, broadcast) -> str:
+    for verdict, trial in (*(("aligns them", a) for a in aligned), ("broadcasts to (N, N)", broadcast)):
+        try:
+            ref = spec.oracle(trial)
+        except Exception:  # the oracle follows NumPy broadcasting; some losses reject the shapes
+            continue
+        if np.shape(ref.value) == np.shape(got):
+            err = value_error(got, ref.value, ref.scale, dtype)
+            if np.all(~(err > VALUE_BOUND[dtype](n_terms(trial)))):
+                return verdict
+    return "returns something else"

@@ -1,0 +1,32 @@
+"""Numerics at extreme inputs: the value and gradient checks, on cases drawn in the strategies'
+extreme mode (the runner draws this property's cases there), plus the loss's lower bound.
+
+Findings: N001 NaN/Inf value where the exact loss is finite, N002 a value below the loss's
+mathematical lower bound, N003 NaN/Inf gradient where the oracle's is finite, G003 a gradient that
+is exactly zero where the oracle's is not, and any value/gradient disagreement at these inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tolerance import EPS
+from . import gradient, value
+from .common import Finding, Measurement, evaluate, rounded
+
+NAME = "numerics"
+
+
+def check(spec, case, dtype, runtime) -> Measurement:
+    m = value.check(spec, case, dtype, runtime)
+    if spec.lower_bound is not None:
+        c = rounded(case, dtype, runtime.name)
+        got = np.asarray(evaluate(spec, runtime, c, dtype).value)
+        ref = spec.oracle(c)
+        slack = m.bound * EPS[dtype] * np.maximum(np.asarray(ref.scale), 1.0)
+        below = np.isfinite(got) & (got < spec.lower_bound - slack)
+        if np.any(below):
+            raise Finding("N002", f"loss {float(np.min(got[below])):.9g} is below its lower bound "
+                          f"{spec.lower_bound}", case=c)
+    g = gradient.check(spec, case, dtype, runtime)
+    return Measurement(max(m.error, g.error), max(m.bound, g.bound), m.deviation, m.deviation_abs,
+                       precision=m.precision or g.precision)

@@ -1,0 +1,270 @@
+"""Structured-prediction losses and losses that own their output layer.
+
+* sparsemax losses (optax ``sparsemax_loss``, ``multiclass_sparsemax_loss``) and Fenchel-Young
+  losses ``max_fun(z) - <y, z>`` (optax ``make_fenchel_young_loss``) for three max functions;
+* optax ``smooth_labels`` (a label transform exported beside the losses);
+* torch ``AdaptiveLogSoftmaxWithLoss`` and ``LinearCrossEntropyLoss`` / ``F.linear_cross_entropy``,
+  as functions of the input *and* the module's weight matrices, with gradients for all of them.
+
+Shapes are given per function. Sources read: optax/losses/_classification.py,
+optax/losses/_fenchel_young.py, optax/losses/_smoothing.py, torch/nn/modules/adaptive.py,
+torch/nn/modules/loss.py, torch/nn/functional.py (torch 2.13).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._core import Result, f64, finish, logsumexp, one_hot, rel_gap, softmax
+from .classification import cross_entropy
+
+
+def projection_simplex(z, axis=-1):
+    """Euclidean projection of each row onto the probability simplex (sparsemax), and the
+    threshold tau with p = max(z - tau, 0)."""
+    z = np.moveaxis(f64(z), axis, -1)
+    u = -np.sort(-z, axis=-1)
+    css = np.cumsum(u, axis=-1) - 1.0
+    k = np.arange(1, z.shape[-1] + 1)
+    support = u - css / k > 0
+    rho = np.sum(support, axis=-1, keepdims=True)
+    tau = np.take_along_axis(css, rho - 1, axis=-1) / rho
+    p = np.maximum(z - tau, 0.0)
+    return np.moveaxis(p, -1, axis), np.moveaxis(tau, -1, axis)
+
+
+def sparsemax(z, axis=-1):
+    return projection_simplex(z, axis)[0]
+
+
+def _sparse_plus(x):
+    return np.where(x <= -1.0, 0.0, np.where(x >= 1.0, x, (x + 1.0) ** 2 / 4.0))
+
+
+def _sparse_sigmoid(x):
+    return np.clip((x + 1.0) / 2.0, 0.0, 1.0)
+
+
+def sparsemax_loss(logits, labels, *, reduction: str = "none", **reduce_kw) -> Result:
+    """Binary sparsemax loss, optax ``sparsemax_loss``: sparse_plus(-x) where the label is true
+    (nonzero), sparse_plus(x) elsewhere; sparse_plus is 0 below -1, (x+1)^2/4 on [-1, 1], x above.
+
+    ``labels`` select a branch (optax uses ``jnp.where(labels, ...)``) and get no gradient. The
+    loss is once differentiable; its second derivative jumps at z = +-1 (listed in ``kink_gap``).
+    """
+    x = f64(logits)
+    truth = np.asarray(labels) != 0
+    x, truth = np.broadcast_arrays(x, truth)
+    sign = np.where(truth, -1.0, 1.0)
+    z = sign * x
+    terms = _sparse_plus(z)
+
+    def vjp(g):
+        return {"logits": g * _sparse_sigmoid(z) * sign}
+
+    gap = np.minimum(rel_gap(z, 1.0), rel_gap(z, -1.0))
+    return finish(terms, terms + np.where(np.abs(z) < 1, 0.5, 0.0), vjp, reduction,
+                  kink_gap={"logits": gap}, **reduce_kw)
+
+
+def multiclass_sparsemax_loss(scores, labels, *, reduction: str = "none", **reduce_kw) -> Result:
+    """optax ``multiclass_sparsemax_loss``: the Fenchel-Young loss of the Gini regulariser,
+    <p, z - z_y> + (1 - |p|^2) / 2 with p = sparsemax(z), for scores (N, C) and integer labels (N,).
+
+    Gradient p - onehot(y). Not twice differentiable where the support of p changes (a score
+    crossing the threshold tau): those points are in ``kink_gap``.
+    """
+    z = f64(scores)
+    y = np.asarray(labels)
+    p, tau = projection_simplex(z)
+    oh = one_hot(y, z.shape[-1])
+    zy = np.sum(z * oh, axis=-1, keepdims=True)
+    inner = p * (z - zy)
+    terms = np.sum(inner, axis=-1) + 0.5 * (1.0 - np.sum(p * p, axis=-1))
+    scale = np.sum(np.abs(inner), axis=-1) + 0.5 * (1.0 + np.sum(p * p, axis=-1))
+
+    def vjp(g):
+        return {"scores": g[..., None] * (p - oh)}
+
+    def gscale(g):
+        return {"scores": g[..., None] * (p + oh)}
+
+    gap = np.broadcast_to(np.min(rel_gap(z, tau), axis=-1, keepdims=True), z.shape)
+    return finish(terms, scale, vjp, reduction, kink_gap={"scores": gap}, local_grad_scale=gscale, **reduce_kw)
+
+
+MAX_FUNCTIONS = ("logsumexp", "max", "sparsemax")
+
+
+def fenchel_young_loss(scores, targets, *, max_fun: str = "logsumexp", reduction: str = "none",
+                       **reduce_kw) -> Result:
+    """optax ``make_fenchel_young_loss(max_fun)(scores, targets)`` = max_fun(z) - <y, z> over the
+    last axis, for ``max_fun``:
+
+    * ``"logsumexp"`` (``jax.nn.logsumexp``): the softmax cross-entropy; gradient softmax(z) - y;
+    * ``"max"`` (``jnp.max``): the perceptron loss; gradient onehot(argmax z) - y, kinks at ties;
+    * ``"sparsemax"``: the Gini max <p, z> - |p|^2/2 + 1/2, p = sparsemax(z); gradient p - y.
+
+    The gradient w.r.t. the targets is -z.
+    """
+    z, y = f64(scores, targets)
+    z, y = np.broadcast_arrays(z, y)
+    kinks = {}
+    if max_fun == "logsumexp":
+        m = logsumexp(z, axis=-1)
+        dm, mscale = softmax(z, axis=-1), np.abs(m)
+    elif max_fun == "max":
+        m = np.max(z, axis=-1)
+        top = z == m[..., None]
+        dm = top / np.sum(top, axis=-1, keepdims=True)
+        mscale = np.abs(m)
+        srt = -np.sort(-z, axis=-1)
+        gap = rel_gap(srt[..., 0], srt[..., 1]) if z.shape[-1] > 1 else np.ones(z.shape[:-1])
+        kinks = {"scores": np.broadcast_to(gap[..., None], z.shape)}
+    elif max_fun == "sparsemax":
+        p, tau = projection_simplex(z)
+        m = np.sum(p * z, axis=-1) - 0.5 * np.sum(p * p, axis=-1) + 0.5
+        dm = p
+        mscale = np.sum(np.abs(p * z), axis=-1) + 0.5 * np.sum(p * p, axis=-1) + 0.5
+        kinks = {"scores": np.broadcast_to(np.min(rel_gap(z, tau), axis=-1, keepdims=True), z.shape)}
+    else:
+        raise ValueError(f"max_fun must be one of {MAX_FUNCTIONS}, got {max_fun!r}")
+    dot = np.sum(y * z, axis=-1)
+    terms = m - dot
+    scale = mscale + np.sum(np.abs(y * z), axis=-1)
+
+    def vjp(g):
+        gk = g[..., None]
+        return {"scores": gk * (dm - y), "targets": -gk * z}
+
+    def gscale(g):
+        gk = g[..., None]
+        return {"scores": gk * (np.abs(dm) + np.abs(y)), "targets": gk * np.abs(z)}
+
+    return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
+
+
+def smooth_labels(labels, alpha: float, *, axis=-1, where=None) -> Result:
+    """optax ``smooth_labels``: (1 - alpha) * labels + alpha / K, K the size of ``axis`` (or the
+    number of selected classes when ``where`` is given). Same shape as ``labels``."""
+    y = f64(labels)
+    if where is None:
+        k = y.shape[axis]
+    else:
+        k = np.sum(np.broadcast_to(np.asarray(where, bool), y.shape), axis=axis, keepdims=True)
+    out = (1.0 - alpha) * y + alpha / k
+    scale = np.abs((1.0 - alpha) * y) + np.abs(alpha / k) * np.ones_like(y)
+    return Result(out, scale, lambda g: {"labels": (1.0 - alpha) * np.asarray(g, dtype=np.float64)})
+
+
+def adaptive_log_softmax(input, target, head_weight, *, tails, cutoffs, head_bias=None,
+                         output: str = "loss") -> Result:
+    """torch ``AdaptiveLogSoftmaxWithLoss(in_features, n_classes, cutoffs, div_value, head_bias)``.
+
+    ``input`` (N, d) or (d,), ``target`` int (N,) or (); ``head_weight`` (shortlist + clusters, d);
+    ``tails`` = [(proj_i (h_i, d), out_i (size_i, h_i)), ...] for each cluster; ``cutoffs`` the
+    module's cutoffs without n_classes appended, followed by n_classes (the module's
+    ``self.cutoffs``). The target's log-probability is the head's log-softmax at the target (or at
+    its cluster's slot, plus the cluster's own log-softmax at the relative target).
+    ``output="output"`` returns those log-probabilities (N,); ``"loss"`` returns -mean of them.
+
+    Gradient names: ``input``, ``head_weight``, ``head_bias``, ``tail_{i}_proj``, ``tail_{i}_out``.
+    """
+    x0 = f64(input)
+    batched = x0.ndim == 2
+    x = x0 if batched else x0[None, :]
+    t = np.atleast_1d(np.asarray(target))
+    w_head = f64(head_weight)
+    head = x @ w_head.T + (0.0 if head_bias is None else f64(head_bias))
+    shortlist = cutoffs[0]
+    lse_head = logsumexp(head, axis=-1)
+    p_head = softmax(head, axis=-1)
+    cluster = np.searchsorted(np.asarray(cutoffs), t, side="right") - 1   # -1: shortlist
+    gather = np.where(t < shortlist, t, shortlist + cluster)
+    out = np.take_along_axis(head, gather[:, None], axis=1)[:, 0] - lse_head
+    scale = np.abs(np.take_along_axis(head, gather[:, None], axis=1)[:, 0]) + np.abs(lse_head)
+    tail_parts = []
+    for i, (proj, outw) in enumerate(tails):
+        rows = np.flatnonzero((t >= cutoffs[i]) & (t < cutoffs[i + 1]))
+        h = x[rows] @ f64(proj).T
+        logits = h @ f64(outw).T
+        lse = logsumexp(logits, axis=-1)
+        rel = t[rows] - cutoffs[i]
+        picked = logits[np.arange(len(rows)), rel]
+        out[rows] += picked - lse
+        scale[rows] += np.abs(picked) + np.abs(lse)
+        tail_parts.append((rows, h, softmax(logits, axis=-1), rel))
+
+    n = len(t)
+    if output == "loss":
+        value, vscale = np.asarray(-np.mean(out)), np.asarray(np.mean(scale))
+    elif output == "output":
+        value, vscale = (out, scale) if batched else (out[0], scale[0])
+    else:
+        raise ValueError("output must be 'loss' or 'output'")
+
+    def backprop(cot, magnitude=False):
+        """The gradient, or with ``magnitude`` the sizes of its summands (|p| + |y| for the softmax
+        factors p - y, absolute weights and activations): the input's gradient cancels."""
+        sign, a = (1.0, np.abs) if magnitude else (-1.0, lambda v: v)
+        g_out = np.full(n, -float(cot) / n) if output == "loss" else np.atleast_1d(np.asarray(cot, np.float64))
+        g_out = a(g_out)
+        g_head = g_out[:, None] * (one_hot(gather, head.shape[1]) + sign * p_head)
+        xs = a(x)
+        grads = {"head_weight": g_head.T @ xs}
+        gx = g_head @ a(w_head)
+        if head_bias is not None:
+            grads["head_bias"] = g_head.sum(axis=0)
+        for i, ((proj, outw), (rows, h, p, rel)) in enumerate(zip(tails, tail_parts)):
+            g_logits = g_out[rows, None] * (one_hot(rel, p.shape[1]) + sign * p)
+            grads[f"tail_{i}_out"] = g_logits.T @ a(h)
+            g_h = g_logits @ a(f64(outw))
+            grads[f"tail_{i}_proj"] = g_h.T @ xs[rows]
+            gx[rows] += g_h @ a(f64(proj))
+        grads["input"] = gx if batched else gx[0]
+        return grads
+
+    return Result(value, vscale, backprop, grad_scale=lambda cot: backprop(cot, magnitude=True))
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
+                         ignore_index: int | None = None, label_smoothing: float = 0.0,
+                         reduction: str = "mean") -> Result:
+    """torch ``F.linear_cross_entropy`` / ``LinearCrossEntropyLoss``: ``cross_entropy`` of the logits
+    ``input @ linear_weight^T (+ linear_bias)``.
+
+    ``input`` (N, d) or (d,); ``linear_weight`` (C, *out_features, d); logits (N, C, *out_features).
+    ``ignore_index=None`` means torch's -100. Gradients: ``input``, ``linear_weight``, ``linear_bias``
+    (and ``target`` for probability targets).
+    """
+    x, w = f64(input, linear_weight)
+    logits = np.tensordot(x, w, axes=([-1], [-1]))
+    if linear_bias is not None:
+        logits = logits + f64(linear_bias)
+    ce = cross_entropy(logits, target, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
+                       label_smoothing=label_smoothing, reduction=reduction)
+    x_axes = list(range(x.ndim - 1))     # batch axes of the input (none when unbatched)
+
+    def back(gl, x, w):
+        """The logits' gradient ``gl`` carried back through the linear layer."""
+        out = {"input": np.tensordot(gl, w, axes=(list(range(x.ndim - 1, gl.ndim)), list(range(w.ndim - 1)))),
+               "linear_weight": np.tensordot(gl, x, axes=(x_axes, x_axes)) if x_axes else np.multiply.outer(gl, x)}
+        if linear_bias is not None:
+            out["linear_bias"] = gl.sum(axis=tuple(x_axes)) if x_axes else gl
+        return out
+
+    def vjp(cot):
+        g = ce.vjp(cot)
+        out = back(g["input"], x, w)
+        if "target" in g:
+            out["target"] = g["target"]
+        return out
+
+    def gscale(cot):
+        # the input's gradient sums (p - y) W over classes, which cancels: its scale is |p - y|'s scale times |W|
+        g = ce.grad_magnitude(cot)
+        out = back(g["input"], np.abs(x), np.abs(w))
+        if "target" in g:
+            out["target"] = g["target"]
+        return out
+
+    return Result(ce.value, ce.scale, vjp, grad_scale=gscale)
