@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the catalog of framework losses")
     ls.add_argument("--framework", choices=["torch", "keras", "optax"])
     ls.add_argument("--family")
+    ls.add_argument("--known", action="store_true",
+                    help="print the recorded deviations, expected failures and declared precision as Markdown")
     ls.add_argument("--coverage", action="store_true",
                     help="compare the catalog with the losses the installed frameworks export")
 
@@ -72,19 +74,27 @@ def cmd_list(args) -> int:
 
     if args.coverage:
         return cmd_coverage(args)
+    if args.known:
+        from .known import markdown
+
+        print(markdown(_listed(catalog.all_specs(), args)), end="")
+        return EXIT_OK
 
     table = Table(title="losscheck catalog", show_lines=False)
     for col in ("id", "framework", "family", "reference", "runtimes", "parameters"):
         table.add_column(col, overflow="fold")
     n = 0
-    for s in catalog.all_specs():
-        if (args.framework and s.framework != args.framework) or (args.family and s.family != args.family):
-            continue
+    for s in _listed(catalog.all_specs(), args):
         table.add_row(s.id, s.framework, s.family, s.reference, ", ".join(s.runtimes), s.params_doc)
         n += 1
     Console(width=200).print(table)
     print(f"{n} specs")
     return EXIT_OK
+
+
+def _listed(specs, args):
+    return [s for s in specs if (not args.framework or s.framework == args.framework)
+            and (not args.family or s.family == args.family)]
 
 
 def cmd_coverage(args) -> int:

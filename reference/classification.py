@@ -237,6 +237,10 @@ def binary_cross_entropy(probs, labels, *, clip_eps=None, log_clamp=None, grad_f
     a, b = _where0(ys != 0, ys * lp_c), _where0(ys != 1, (1.0 - ys) * lq_c)
     terms = -wb * (a + b)
     scale = np.abs(wb) * (np.abs(a) + np.abs(b) + np.abs(1.0 - ys))  # + 1 ulp of 1 from rounding 1 - p
+    if ls:
+        # the smoothed label is rounded (1 - ls/2 rounds to 1 in float32 for tiny ls), and 1 - ys
+        # cancels: its absolute error eps * |ys| multiplies log q (and ys's multiplies log p)
+        scale = scale + np.abs(wb) * np.abs(ys) * (_where0(lq_c != 0, np.abs(lq_c)) + _where0(lp_c != 0, np.abs(lp_c)))
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if grad_floor is None:
@@ -929,7 +933,9 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         wbal = ys * alpha + (1.0 - ys) * (1.0 - alpha) if apply_class_balancing else np.ones(shape)
         dwbal = (2.0 * alpha - 1.0) if apply_class_balancing else 0.0
         terms = wbal * f * bce
-        scale = np.abs(wbal) * (f * bce_scale + _where0(df != 0, np.abs(df) * np.abs(bce)))
+        # 1 - p_t rounds to eps-sized errors, moving f by |df| of them; u == 0 is exact (and df
+        # infinite there for gamma < 1)
+        scale = np.abs(wbal) * (f * bce_scale + _where0((df != 0) & (u != 0), np.abs(df) * np.abs(bce)))
 
         # d bce / dz where the clip is inactive: -ys/p + (1-ys)/(1-p), times dp/dz
         if from_logits:
@@ -944,7 +950,8 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         dz_s = np.abs(wbal) * (np.abs(dfz) + f * dbce_s)
         dfy = _where0(df != 0, df * (q - p) * bce)
         dy = dwbal * f * bce + wbal * (dfy + f * (lq - lp))
-        dy_s = abs(dwbal) * f * np.abs(bce) + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp)))
+        # lq carries bce's rounding of log(1 - p) (q_err): the label gradient differences it with lp
+        dy_s = abs(dwbal) * f * np.abs(bce) + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp) + q_err))
 
     def vjp(g):
         with np.errstate(invalid="ignore"):

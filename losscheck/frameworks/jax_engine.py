@@ -46,19 +46,50 @@ class JaxEngine:
             return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
 
         if not names:
-            out = f()
+            try:
+                out = self.jax.jit(f)()
+            except self._untraceable:
+                out = f()
+            except TypeError as exc:
+                if "not a valid JAX type" not in str(exc):
+                    raise
+                out = f()
             return self._wrap(out, {})
         try:
-            out, vjp = jax.vjp(f, *xs)
+            out, grads = self._vjp_compiled(f, xs, cotangent)
+        except self._untraceable:
+            out, grads = self._vjp_eager(f, xs, cotangent)
         except TypeError as exc:
             if "not a valid JAX type" not in str(exc):
                 raise
             out = f(*xs)   # a non-array return: evaluate it, no gradient can flow
             return Evaluation(np.asarray(out, dtype=np.float64), {n: None for n in names},
                               type(out).__name__, is_tensor=False)
+        return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)})
+
+    @property
+    def _untraceable(self):
+        """Errors of losses that work eagerly but not under ``jit`` (Python control flow on values)."""
+        e = self.jax.errors
+        return (e.ConcretizationTypeError, e.TracerArrayConversionError, e.TracerBoolConversionError,
+                e.TracerIntegerConversionError)
+
+    def _vjp_compiled(self, f, xs, cotangent):
+        """Value and VJP in one compiled program: eager JAX compiles every primitive for every new
+        shape, a dozen compilations per example; this is one."""
+        jax, jnp = self.jax, self.jnp
+        shape = jax.eval_shape(f, *xs)
+        cot = jnp.asarray(ones_like_value(cotangent, shape.shape)).astype(shape.dtype)
+
+        def value_and_vjp(args, cot):
+            out, vjp = jax.vjp(f, *args)
+            return out, vjp(cot)
+        return jax.jit(value_and_vjp)(xs, cot)
+
+    def _vjp_eager(self, f, xs, cotangent):
+        out, vjp = self.jax.vjp(f, *xs)
         cot = self.jnp.asarray(ones_like_value(cotangent, np.shape(out))).astype(out.dtype)
-        gs = vjp(cot)
-        return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, gs)})
+        return out, vjp(cot)
 
     def _wrap(self, out, grads):
         is_array = isinstance(out, self.jax.Array)
