@@ -16,7 +16,7 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .properties import PROPERTIES
+    from .properties import NAMES
     from .tolerance import DTYPES
 
     p = argparse.ArgumentParser(prog="losscheck", description="Prove loss functions right, or show how they are wrong.")
@@ -32,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("codes", help="print the diagnosis codes as a Markdown table")
 
+    cp = sub.add_parser("compat", help="activation/loss compatibility table (loss x last activation)")
+    cp.add_argument("ids", nargs="*", metavar="ID", help="catalog ids (default: every loss with a documented activation)")
+    cp.add_argument("--framework", choices=["torch", "keras", "optax"])
+    cp.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
+    cp.add_argument("--json", metavar="PATH", help="write the rows, with every measured effect, as JSON")
+    cp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
     ck = sub.add_parser("check", help="check catalog losses against the float64 oracle")
     ck.add_argument("ids", nargs="*", metavar="ID", help="catalog ids (see `losscheck list`)")
     ck.add_argument("--all", action="store_true", help="check the whole catalog")
@@ -40,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="restrict Keras checks to this backend (repeatable)")
     ck.add_argument("--runtime", action="append", help="restrict to a runtime (repeatable): torch, jax, keras-jax, ...")
     ck.add_argument("--dtype", action="append", choices=list(DTYPES), help="dtypes to test (default float64, float32)")
-    ck.add_argument("--property", action="append", choices=list(PROPERTIES), help="properties (default value and gradient)")
+    ck.add_argument("--property", action="append", choices=list(NAMES),
+                    help="properties (default value and gradient; also batch, numerics, rank_mismatch, compat)")
     ck.add_argument("--examples", type=int, default=50, help="hypothesis examples per check (default 50)")
     ck.add_argument("--seed", type=int, default=0, help="base seed; every check derives its own from it")
     ck.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")
@@ -57,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "codes":
             return cmd_codes(args)
+        if args.command == "compat":
+            return cmd_compat(args)
         return cmd_check(args)
     except UsageError as exc:
         print(f"losscheck: error: {exc}", file=sys.stderr)
@@ -112,6 +122,38 @@ def cmd_coverage(args) -> int:
                       str(len(r.covered)), "\n".join(r.missing) or "-")
     Console(width=160).print(table)
     return EXIT_FINDINGS if any(r.missing for r in rows) else EXIT_OK
+
+
+def cmd_compat(args) -> int:
+    """One analysis per loss, on its first runtime (the measured effects are the loss's, not the backend's)."""
+    from . import catalog, runner
+    from .catalog.pairings import PAIRINGS
+    from .compat import markdown
+    from .report import console, json_report
+
+    try:
+        specs = [catalog.get(i) for i in args.ids] if args.ids else \
+            [s for s in catalog.all_specs() if s.id in PAIRINGS]
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    specs = [s for s in specs if not args.framework or s.framework == args.framework]
+    tasks = [runner.Task(s.id, s.runtimes[0], "compat", "float64") for s in specs]
+    if not tasks:
+        raise UsageError("nothing to analyse: the filters exclude every loss with a documented activation")
+    with console.Progress(len(tasks), enabled=not args.quiet) as progress:
+        rows, versions = runner.run(tasks, examples=1, seed=0, on_row=progress.advance)
+    rows.sort(key=lambda r: [s.id for s in specs].index(r["id"]))
+    table = markdown(rows)
+    print(table, end="")
+    for r in rows:
+        if r["status"] in runner.FAILING:
+            print(f"{r['status'].upper()} {r['id']} {r['code']} {r['message']}")
+    if args.markdown:
+        json_report.write_atomic(args.markdown, table)
+    if args.json:
+        json_report.write(args.json, rows, versions=versions, seed=0, examples=1,
+                          command=["losscheck", *sys.argv[1:]])
+    return EXIT_FINDINGS if any(r["status"] in runner.FAILING for r in rows) else EXIT_OK
 
 
 def cmd_codes(args) -> int:

@@ -80,6 +80,18 @@ _CODES = [
          "rejected or aligned: the loss is computed over every pair of samples."),
     Code("B006", "sum-reduced loss does not scale with the batch",
          "Repeating every sample k times did not multiply a loss whose documented reduction is a sum by k."),
+    Code("A001", "the documented input form does not train",
+         "Fed the activation its documentation asks for (logits, probabilities or log-probabilities), the loss "
+         "is undefined or prefers confidently wrong scores: the loss and its documentation disagree."),
+    Code("A002", "activation puts a floor under the loss",
+         "With this last activation the loss cannot reach its minimum (softmax before a loss that expects "
+         "logits): training stalls at the measured floor."),
+    Code("A003", "activation attenuates the gradient",
+         "With this last activation the gradient with respect to the scores is smaller or larger than with the "
+         "documented pairing by the measured factor (a double softmax or sigmoid)."),
+    Code("A004", "activation breaks the loss",
+         "With this last activation the loss is undefined (log of a negative number), unbounded below, or "
+         "minimised by the wrong class."),
     Code("N001", "non-finite value where the loss is finite",
          "The loss returns NaN or Inf on inputs where the exact loss is finite."),
     Code("N002", "loss below its lower bound",

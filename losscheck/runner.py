@@ -83,6 +83,8 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     row = _base_row(spec, task, seed, examples)
     started = time.perf_counter()
     runtime = get_runtime(task.runtime, task.device)
+    if task.property == "compat":
+        return _run_compat(spec, runtime, row, started)
     prop = PROPERTIES[task.property]
     stats = {"n": 0, "error": 0.0, "bound": None, "dev": None, "dev_abs": None, "dev_case": None, "xfail": None,
              "precision": None, "precision_case": None, "warn": None, "skipped": None, "observed": None}
@@ -179,6 +181,24 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
             row.update(deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"])
         if row["status"] == "pass" and stats["observed"]:
             row["message"] = f"observed: {stats['observed']}"
+    row["duration_s"] = round(time.perf_counter() - started, 4)
+    return row
+
+
+def _run_compat(spec, runtime, row, started) -> dict:
+    """The activation/loss compatibility analysis: deterministic scores, no search."""
+    from .catalog.pairings import for_spec
+    from .compat import check_spec
+
+    variants = for_spec(spec.id)
+    if not variants:
+        row.update(status="skip", reason="takes no activated scores (no documented output activation)")
+    else:
+        try:
+            with np.errstate(all="ignore"):
+                row.update(check_spec(spec, runtime, variants))
+        except Exception as exc:  # noqa: BLE001 - a harness error, reported in the row
+            row.update(status="error", message=f"harness error: {type(exc).__name__}: {exc}"[:500])
     row["duration_s"] = round(time.perf_counter() - started, 4)
     return row
 

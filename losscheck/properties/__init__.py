@@ -4,7 +4,10 @@ from . import batch, gradient, numerics, value
 
 PROPERTIES = {m.NAME: m.check for m in (value, gradient, batch, numerics)}
 PROPERTIES[batch.RANK_MISMATCH] = batch.rank_mismatch
+#: the activation/loss compatibility analysis (losscheck/compat.py): run once per loss, not a search
+COMPAT = "compat"
+NAMES = (*PROPERTIES, COMPAT)
 #: what `losscheck check` runs unless told otherwise
 DEFAULT = ("value", "gradient")
 
-__all__ = ["DEFAULT", "PROPERTIES"]
+__all__ = ["COMPAT", "DEFAULT", "NAMES", "PROPERTIES"]
