@@ -72,7 +72,7 @@ KERAS = {
     "CategoricalFocalCrossentropy": _keras_categorical(_one_hot),
     "SparseCategoricalCrossentropy": _keras_categorical(_index),
     "KLDivergence": [({}, Pairing("y_pred", "softmax", {"y_true": _distribution}, {}))],
-    "CategoricalGeneralizedCrossEntropy": [({}, Pairing("y_pred", "softmax", {"y_true": _index}, {}))],
+    "CategoricalGeneralizedCrossEntropy": [({"q": 0.5}, Pairing("y_pred", "softmax", {"y_true": _index}, {}))],
 }
 KERAS_FUNCTION = {"BinaryCrossentropy": "binary_crossentropy", "BinaryFocalCrossentropy": "binary_focal_crossentropy",
                   "CategoricalCrossentropy": "categorical_crossentropy",
