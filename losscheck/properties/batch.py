@@ -64,6 +64,10 @@ def documented_kind(spec, case, tiled) -> str:
 
 
 def check(spec, case, dtype, runtime) -> Measurement:
+    if spec.pair is None and not spec.batch_axes and not spec.pools_batch:
+        # class axes, unbatched (C,) inputs and broadcast weights make the batch axis ambiguous: a spec
+        # must say where its batch is before this property can judge it
+        return Measurement(0.0, 0.0, extra={"skipped": "the spec does not declare its batch layout"})
     case = rounded(case, dtype, runtime.name)
     sizes = batch_sizes(spec, case)
     if not sizes or len(set(sizes.values())) != 1:
