@@ -1,0 +1,401 @@
+"""Embedding, pair and ranking losses of every framework: torch's triplet, margin ranking, hinge
+embedding, cosine embedding and soft margin losses (class and functional twins), Keras' Circle loss
+(class and function), optax's triplet margin loss, NT-Xent and ranking softmax loss."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .. import strategies as S
+from ..reference import embedding as E
+from ..reference import ranking as Rk
+from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
+from .spec import Arg, Deviation, Expected
+
+DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
+OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
+RED = {"reduction": TORCH_REDUCTIONS}
+#: aten/src/ATen/native/Loss.cpp: EPSILON is a float32 constant, also for float64 inputs
+COSINE_EMBEDDING_EPS = float(np.float32(1e-12))
+
+
+def _red(case):
+    return case.params.get("reduction", "mean")
+
+
+# ---- inputs --------------------------------------------------------------------------------------
+
+def _embedding_shape(data, unbatched=True):
+    n, d = S.batch_size(data), S.classes(data, "D", 1, 5)
+    if unbatched and S.flag(data, "unbatched"):
+        return (d,)
+    return (n, d)
+
+
+def _triplet_inputs(names=("anchor", "positive", "negative")):
+    """Three embeddings; the positive may equal the anchor (or sit within 1e-6 of it) and the
+    negative may equal the anchor or be a zero vector: distances of zero are the hard cases."""
+    an, pn, nn = names
+
+    def inputs(data, params):
+        shp = _embedding_shape(data)
+        a = S.reals(data, shp, an, -4.0, 4.0)
+        form = S.choice(data, ["free", "equal", "near", "zero"], f"{pn}_form")
+        p = {"free": lambda: S.reals(data, shp, pn, -4.0, 4.0), "equal": lambda: a.copy(),
+             "near": lambda: a + S.reals(data, shp, pn, -1e-6, 1e-6), "zero": lambda: np.zeros(shp)}[form]()
+        nform = S.choice(data, ["free", "free", "equal", "zero"], f"{nn}_form")
+        n = {"free": lambda: S.reals(data, shp, nn, -4.0, 4.0), "equal": lambda: a.copy(),
+             "zero": lambda: np.zeros(shp)}[nform]()
+        return {an: a, pn: p, nn: n}
+    return inputs
+
+
+def _signs(data, shp, label):
+    return S.sign_labels(data, shp, label)
+
+
+def _ranking_pair_inputs(data, params):
+    shp = (S.batch_size(data),) if not S.flag(data, "unbatched") else ()
+    x1 = S.reals(data, shp, "input1")
+    x2 = x1.copy() if S.flag(data, "tied_inputs") else S.reals(data, shp, "input2")
+    return {"input1": x1, "input2": x2, "target": _signs(data, shp, "target")}
+
+
+def _hinge_embedding_inputs(data, params):
+    shp = S.shape(data, max_dims=2)
+    return {"input": S.reals(data, shp, "input"), "target": _signs(data, shp, "target")}
+
+
+def _cosine_embedding_inputs(data, params):
+    shp = _embedding_shape(data)
+    x1 = S.reals(data, shp, "input1")
+    if S.flag(data, "input1_zero_vector"):
+        x1 = np.zeros(shp)
+    x2 = S.reals(data, shp, "input2")
+    return {"input1": x1, "input2": x2, "target": _signs(data, shp[:-1], "target")}
+
+
+def _soft_margin_inputs(data, params):
+    shp = S.shape(data, max_dims=2)
+    hi = S.choice(data, [8.0, 120.0], "input_range")
+    return {"input": S.reals(data, shp, "input", -hi, hi), "target": _signs(data, shp, "target")}
+
+
+# ---- torch ---------------------------------------------------------------------------------------
+
+TRIPLET = (Arg("anchor"), Arg("positive"), Arg("negative"))
+MARGIN = st.one_of(st.sampled_from([1.0, 0.5]), st.floats(0.05, 3.0))
+
+
+def _triplet_oracle(exact=False):
+    def oracle(c):
+        return E.triplet_margin(c.inputs["anchor"], c.inputs["positive"], c.inputs["negative"],
+                                margin=c.params["margin"], p=c.params["p"], swap=c.params["swap"],
+                                eps_shift=0.0 if exact else c.params["eps"], reduction=_red(c))
+    return oracle
+
+
+def _cosine_distance(torch, F):
+    return lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1)
+
+
+def _with_distance_call(kind, ns, params):
+    """``distance_function`` is drawn by name and built here, inside the framework call."""
+    params = dict(params)
+    name = params.pop("distance_function")
+    fn = None if name == "default" else _cosine_distance(ns.torch, ns.F)
+    if kind == "class":
+        return ns.torch.nn.TripletMarginWithDistanceLoss(distance_function=fn, **params)
+    return partial(ns.F.triplet_margin_with_distance_loss, distance_function=fn, **params)
+
+
+def _with_distance_oracle(exact=False):
+    def oracle(c):
+        cosine = c.params["distance_function"] == "cosine"
+        kw = ({"distance": "cosine", "norm_floor": 0.0 if exact else 1e-8} if cosine
+              else {"p": 2.0, "eps_shift": 0.0 if exact else 1e-6})
+        return E.triplet_margin(c.inputs["anchor"], c.inputs["positive"], c.inputs["negative"],
+                                margin=c.params["margin"], swap=c.params["swap"], reduction=_red(c), **kw)
+    return oracle
+
+
+def _norm_below_floor(c, dtype) -> bool:
+    """The cosine distance, and a nonzero embedding whose norm is below F.cosine_similarity's eps (1e-8)."""
+    if c.params.get("distance_function") != "cosine":
+        return False
+    for k in ("anchor", "positive", "negative"):
+        nrm = np.sqrt(np.sum(np.square(np.asarray(c.inputs[k])), axis=-1))
+        if np.any((nrm > 0) & (nrm < 1e-8)):
+            return True
+    return False
+
+
+COSINE_STRAIGHT_THROUGH = Expected(
+    "F.cosine_similarity floors each norm at eps=1e-8 in the value, but its backward differentiates the "
+    "unfloored norm (the clamp does not reach autograd): below the floor the gradient is not the derivative "
+    "of the value. Verified in float64: x1=[[1e-9, 0]], x2=[[1, 0]] gives cosine 0.1 = 1e-9 / 1e-8 and "
+    "d/dx1 = [9e7, 0]; the derivative of x1 . x2 / (1e-8 |x2|) is [1e8, 0] (a zero vector agrees: x1 . x2 = 0)",
+    "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Distance.cpp",
+    property="gradient", when=_norm_below_floor)
+
+
+def _with_distance_specs():
+    specs = torch_twins(
+        "TripletMarginWithDistanceLoss", "triplet_margin_with_distance_loss", args=TRIPLET,
+        space={**RED, "distance_function": ["default", "cosine"], "margin": MARGIN, "swap": [False, True]},
+        inputs=_triplet_inputs(), oracle=_with_distance_oracle(), exact=_with_distance_oracle(exact=True),
+        deviation=Deviation("the default distance is pairwise_distance, ||x - y + 1e-6||_2 (eps added to the "
+                            "difference); the cosine distance 1 - F.cosine_similarity floors each norm at 1e-8",
+                            DOCS.format("TripletMarginWithDistanceLoss")),
+        expected=(COSINE_STRAIGHT_THROUGH,),
+        family="embedding", reference="embedding.triplet_margin", unbatched=True, lower_bound=0.0,
+        notes="distance_function is drawn by name: 'default' (None: pairwise_distance) or 'cosine' "
+              "(lambda x, y: 1 - F.cosine_similarity(x, y, dim=-1), built in the call)")
+    return [dataclasses.replace(s, call=partial(_with_distance_call, "class" if s.id.startswith("torch.nn.T")
+                                                else "functional")) for s in specs]
+
+
+def _exp_overflows(c, dtype) -> bool:
+    """-y x above log(max float) of the tested dtype (88.72 in float32, 709.78 in float64)."""
+    limit = float(np.log(np.finfo(np.float32 if dtype == "float32" else np.float64).max)) - 0.01
+    return bool(np.any(-c.inputs["input"] * c.inputs["target"] > limit))
+
+
+SOFT_MARGIN_OVERFLOW = Expected(
+    "soft_margin_loss evaluates log1p(exp(-y x)) and its backward -y z / (1 + z) with z = exp(-y x): both "
+    "overflow where -y x > log(max float) (88.7 in float32, 709.8 in float64). Verified: input=-89, target=1 in "
+    "float32 gives loss inf and gradient nan (and input=-800 in float64 the same); the loss is 89, its gradient -1",
+    "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Loss.cpp",
+    when=_exp_overflows)
+
+SPECS = [
+    *torch_twins(
+        "TripletMarginLoss", "triplet_margin_loss", args=TRIPLET,
+        space={**RED, "margin": MARGIN, "p": [2.0, 1.0, 3.0, 1.5, math.inf], "eps": [1e-6, 1e-3],
+               "swap": [False, True]},
+        inputs=_triplet_inputs(), oracle=_triplet_oracle(), exact=_triplet_oracle(exact=True),
+        deviation=Deviation("pairwise_distance adds eps to every component of the difference, ||a - p + eps||_p, "
+                            "so identical embeddings are eps * D^(1/p) apart", DOCS.format("TripletMarginLoss")),
+        family="embedding", reference="embedding.triplet_margin(eps_shift=eps)", unbatched=True, lower_bound=0.0),
+    *_with_distance_specs(),
+    *torch_twins(
+        "MarginRankingLoss", "margin_ranking_loss", args=(Arg("input1"), Arg("input2"), Arg("target")),
+        space={**RED, "margin": st.one_of(st.sampled_from([0.0, 0.5]), st.floats(-1.0, 2.0))},
+        inputs=_ranking_pair_inputs,
+        oracle=lambda c: E.margin_ranking(c.inputs["input1"], c.inputs["input2"], c.inputs["target"],
+                                          margin=c.params["margin"], reduction=_red(c)),
+        family="embedding", reference="embedding.margin_ranking", unbatched=True, lower_bound=0.0),
+    *torch_twins(
+        "HingeEmbeddingLoss", "hinge_embedding_loss", args=(Arg("input"), Arg("target", differentiable=False)),
+        space={**RED, "margin": st.one_of(st.sampled_from([1.0, 0.0]), st.floats(-1.0, 3.0))},
+        inputs=_hinge_embedding_inputs,
+        oracle=lambda c: E.hinge_embedding(c.inputs["input"], c.inputs["target"], margin=c.params["margin"],
+                                           reduction=_red(c)),
+        family="embedding", reference="embedding.hinge_embedding", unbatched=True, pair=("input", "target")),
+    *torch_twins(
+        "CosineEmbeddingLoss", "cosine_embedding_loss",
+        args=(Arg("input1"), Arg("input2"), Arg("target", differentiable=False)),
+        space={**RED, "margin": st.one_of(st.sampled_from([0.0, 0.5]), st.floats(-1.0, 1.0))},
+        inputs=_cosine_embedding_inputs,
+        oracle=lambda c: E.cosine_embedding(c.inputs["input1"], c.inputs["input2"], c.inputs["target"],
+                                            margin=c.params["margin"], eps=COSINE_EMBEDDING_EPS, reduction=_red(c)),
+        exact=lambda c: E.cosine_embedding(c.inputs["input1"], c.inputs["input2"], c.inputs["target"],
+                                           margin=c.params["margin"], reduction=_red(c)),
+        deviation=Deviation("1e-12 (a float32 constant) is added to each squared norm: a zero vector has cosine 0, "
+                            "where the exact cosine is undefined", DOCS.format("CosineEmbeddingLoss")),
+        family="embedding", reference="embedding.cosine_embedding(eps=float32(1e-12))", unbatched=True,
+        lower_bound=0.0),
+    *torch_twins(
+        "SoftMarginLoss", "soft_margin_loss", args=(Arg("input"), Arg("target", differentiable=False)),
+        space=RED, inputs=_soft_margin_inputs,
+        oracle=lambda c: E.soft_margin(c.inputs["input"], c.inputs["target"], reduction=_red(c)),
+        expected=(SOFT_MARGIN_OVERFLOW,), family="embedding", reference="embedding.soft_margin", unbatched=True,
+        pair=("input", "target"), lower_bound=0.0),
+]
+
+
+# ---- keras ---------------------------------------------------------------------------------------
+
+def _circle_inputs(data, params):
+    n, d = S.batch_size(data), S.classes(data, "D", 1, 5)
+    y = S.indices(data, (n,), S.classes(data, "num_labels", 1, 3), "y_true")
+    x = S.reals(data, (n, d), "y_pred", -4.0, 4.0)
+    if S.flag(data, "repeat_first_embedding") and n > 1:
+        x[-1] = x[0]
+    norms = np.sqrt(np.sum(x * x, axis=-1, keepdims=True))
+    x = np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0)
+    # documented input: L2-normalised embeddings (Keras does not normalise them itself)
+    if not S.flag(data, "unit_norm"):
+        x = x * S.reals(data, (n, 1), "y_pred_norm", 0.25, 1.5)
+    return {"y_true": y, "y_pred": x}
+
+
+def _circle_oracle(case, reduce_kw):
+    return E.circle(case.inputs["y_true"], case.inputs["y_pred"], gamma=case.params["gamma"],
+                    margin=case.params["margin"], remove_diagonal=case.params["remove_diagonal"],
+                    keras_mask=True, **reduce_kw)
+
+
+def _some_loss_masked(c, dtype) -> bool:
+    """A sample weight is given and some sample has no positive or no negative (its loss is 0, masked)."""
+    if c.inputs.get("sample_weight") is None:
+        return False
+    y = np.asarray(c.inputs["y_true"]).reshape(-1)
+    same = y[:, None] == y[None, :]
+    if c.params.get("remove_diagonal", True):
+        same &= ~np.eye(len(y), dtype=bool)
+    no_negative = (y[:, None] == y[None, :]).all(axis=1)
+    return bool(np.any(~same.any(axis=1) | no_negative))
+
+
+SAMPLE_WEIGHT_MUTATED = Expected(
+    "Loss.__call__ mutates the caller's sample_weight on the torch backend: apply_mask (keras/src/losses/loss.py) "
+    "does 'sample_weight *= float_mask' on the tensor it was given (convert_to_tensor and cast return it as is), "
+    "and circle() always sets a mask (loss > 0). The first call is right, but the caller's weights are rescaled "
+    "by total/valid (or zeroed where masked), and a torch tensor made with torch.as_tensor shares that memory "
+    "with its NumPy array. Verified: y_true=[0, 1, 1], y_pred=zeros((3, 1)), sample_weight=torch.tensor([0, 1.5, "
+    "1.5]) gives 81.6, 122.4, 183.6 on three calls (TensorFlow and JAX: 81.6 each time)",
+    "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
+    runtime="keras-torch", when=_some_loss_masked)
+
+
+def _keras_specs():
+    specs = keras_twins(
+        "Circle", "circle",
+        # 2 gamma margin^2 < 87 keeps softplus(p + n) above float32's smallest normal number, so
+        # the mask "loss > 0" is the same in every dtype (0 only for a sample without positives or
+        # without negatives)
+        space={"gamma": st.one_of(st.just(80.0), st.floats(1.0, 128.0)),
+               "margin": st.one_of(st.just(0.4), st.floats(0.0, 0.5)), "remove_diagonal": [True, False]},
+        inputs=_circle_inputs, oracle=_circle_oracle, family="embedding", expected=(SAMPLE_WEIGHT_MUTATED,),
+        reference="embedding.circle(keras_mask=True)", pools_batch=True,
+        notes="the per-sample losses carry the Keras mask loss > 0: the class's sum_over_batch_size divides by "
+              "the number of nonzero losses")
+    labels = Arg("y_true", "labels", kind="int", differentiable=False)
+    return [dataclasses.replace(s, args=(labels, Arg("y_pred", "embeddings"), *s.args[2:])) for s in specs]
+
+
+SPECS += _keras_specs()
+
+
+# ---- optax ---------------------------------------------------------------------------------------
+
+OPTAX_TRIPLET = (Arg("anchors", "anchor"), Arg("positives", "positive"), Arg("negatives", "negative"))
+
+
+def _optax_triplet_oracle(exact=False):
+    def oracle(c):
+        return E.triplet_margin(c.inputs["anchors"], c.inputs["positives"], c.inputs["negatives"],
+                                margin=c.params["margin"], p=float(c.params["norm_degree"]),
+                                eps_root=0.0 if exact else c.params["eps"], axis=c.params["axis"])
+    return oracle
+
+
+def _odd_degree_negative(c, dtype) -> bool:
+    if c.params["norm_degree"] % 2 == 0:
+        return False
+    a = c.inputs["anchors"]
+    return bool(np.any(a - c.inputs["positives"] < 0) or np.any(a - c.inputs["negatives"] < 0))
+
+
+ODD_NORM_DEGREE = Expected(
+    "optax computes power(anchors - positives, norm_degree) without an absolute value: for an odd norm_degree "
+    "a negative component subtracts from the 'norm' (norm_degree=1 gives sum(a - p) + eps, which can be "
+    "negative; norm_degree=3 gives (sum (a - p)^3 + eps)^(1/3), NaN when the sum is negative). Verified: "
+    "anchors=[[0., 0.]], positives=[[1., 1.]], negatives=[[0., 0.]], norm_degree=1 returns 0 (-2 + 1e-6 - 1e-6 "
+    "+ 1 clamped), the documented L1 distance gives 2 + 1 - 0 = 3",
+    "https://github.com/google-deepmind/optax/blob/main/optax/losses/_self_supervised.py",
+    when=_odd_degree_negative)
+
+
+def _optax_triplet_inputs(data, params):
+    return _triplet_inputs(("anchors", "positives", "negatives"))(data, params)
+
+
+def _ntxent_inputs(data, params):
+    n, d = S.batch_size(data, lo=2), S.classes(data, "D", 1, 5)
+    y = S.indices(data, (n,), S.classes(data, "num_labels", 1, 3), "labels")
+    x = S.reals(data, (n, d), "embeddings", -4.0, 4.0)
+    form = S.choice(data, ["free", "zero_vector", "repeated"], "embeddings_form")
+    if form == "zero_vector":
+        x[0] = 0.0
+    elif form == "repeated":
+        x[-1] = x[0]
+    return {"embeddings": x, "labels": y}
+
+
+def _ntxent_oracle(c):
+    # optax passes epsilon = finfo(dtype).eps to cosine_similarity: sqrt(max(|x|^2, eps))
+    floor = math.sqrt(float(np.finfo(np.float32 if c.dtype == "float32" else np.float64).eps))
+    return E.ntxent(c.inputs["embeddings"], c.inputs["labels"], temperature=c.params["temperature"],
+                    norm_floor=floor)
+
+
+def _ranking_inputs(data, params):
+    shp = S.shape(data, min_dims=1, max_dims=3, min_side=1, max_side=5)
+    out = {"logits": S.reals(data, shp, "logits", -10.0, 10.0),
+           "labels": S.reals(data, shp, "labels", 0.0, 3.0) if S.flag(data, "graded_labels")
+           else S.binary_labels(data, shp, "labels")}
+    if S.flag(data, "use_weights"):
+        out["weights"] = S.reals(data, shp, "weights", 0.0, 3.0)
+    if S.flag(data, "use_where"):
+        from hypothesis.extra import numpy as hnp
+        where = data.draw(hnp.arrays(bool, shp, elements=st.booleans()), label="where")
+        out["__params__"] = {"where": where}
+    return out
+
+
+def _ranking_call(ns, params):
+    params = dict(params)
+    name = params.pop("reduce_fn")
+    reduce_fn = None if name is None else getattr(ns.jnp, name)
+
+    def loss(logits, labels, weights=None):
+        return ns.optax.losses.ranking_softmax_loss(logits, labels, weights=weights, reduce_fn=reduce_fn, **params)
+    return loss
+
+
+def _ranking_oracle(c):
+    return Rk.ranking_softmax(c.inputs["logits"], c.inputs["labels"], where=c.params.get("where"),
+                              weights=c.inputs.get("weights"), reduce_fn=c.params["reduce_fn"])
+
+
+def _masked_item_weight(c, dtype) -> bool:
+    where = c.params.get("where")
+    return where is not None and "weights" in c.inputs and not bool(np.all(where))
+
+
+MASKED_WEIGHT_NAN = Expected(
+    "the gradient with respect to weights is NaN at items where= masks out: their logits become -inf, "
+    "log_softmax is -inf there, and the backward of labels * weights multiplies the zero cotangent by -inf "
+    "(verified with jax.vjp in float64: where=[True, False], weights=[1., 1.] gives d/dweights [x, nan]; the "
+    "loss does not depend on a masked item's weight, so its derivative is 0)",
+    "https://github.com/google-deepmind/optax/blob/main/optax/losses/_ranking.py",
+    property="gradient", code="N003", when=_masked_item_weight)
+
+SPECS += [
+    optax_spec("triplet_margin_loss", args=OPTAX_TRIPLET,
+               space={"axis": [-1, 0], "norm_degree": [2, 4, 1, 3], "margin": MARGIN, "eps": [1e-6, 1e-3]},
+               inputs=_optax_triplet_inputs, oracle=_optax_triplet_oracle(), exact=_optax_triplet_oracle(exact=True),
+               deviation=Deviation("eps is added to the sum of powers inside the root, (sum |d|^p + eps)^(1/p): "
+                                   "identical embeddings are eps^(1/p) apart", OPTAX_DOCS),
+               expected=(ODD_NORM_DEGREE,), family="embedding",
+               reference="embedding.triplet_margin(eps_root=eps)", lower_bound=0.0,
+               notes="optax has no swap parameter"),
+    optax_spec("ntxent", args=(Arg("embeddings"), Arg("labels", kind="int", differentiable=False)),
+               space={"temperature": st.one_of(st.just(0.07), st.floats(0.05, 2.0))}, inputs=_ntxent_inputs,
+               oracle=_ntxent_oracle, family="embedding",
+               reference="embedding.ntxent(norm_floor=sqrt(finfo(dtype).eps))", pools_batch=True,
+               notes="without a positive pair the mean over pairs is 0/0 = NaN (undefined)"),
+    dataclasses.replace(
+        optax_spec("ranking_softmax_loss", args=(Arg("logits"), Arg("labels"), Arg("weights")),
+                   space={"reduce_fn": ["mean", "sum", None]}, inputs=_ranking_inputs, oracle=_ranking_oracle,
+                   expected=(MASKED_WEIGHT_NAN,), family="ranking", reference="ranking.ranking_softmax",
+                   notes="reduce_fn is drawn by name and bound to jnp.mean / jnp.sum / None in the call; "
+                         "where= is a parameter, weights= a differentiable input"),
+        call=_ranking_call),
+]
