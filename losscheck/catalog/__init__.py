@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from .spec import Arg, Case, Deviation, Expected, LossSpec, Precision
 
-MODULES = ("torch_nn", "keras_losses", "optax_losses", "structured", "embedding")
+MODULES = ("torch_nn", "keras_losses", "optax_losses", "structured", "embedding", "sequence")
 #: Extra importable modules defining ``SPECS`` (comma-separated), e.g. a team's own losses.
 EXTRA_ENV = "LOSSCHECK_CATALOG"
 
