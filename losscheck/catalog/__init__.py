@@ -1,6 +1,7 @@
 """The catalog: one :class:`~.spec.LossSpec` per documented framework loss.
 
-Specs live in one module per framework namespace; ``LOSSCHECK_CATALOG`` adds importable modules
+Specs live in one module per framework namespace for the core families (torch_nn, keras_losses,
+optax_losses) and one module per family across frameworks for the rest; ``LOSSCHECK_CATALOG`` adds importable modules
 of one's own (each defining ``SPECS``). Loading the catalog imports NumPy, hypothesis and the
 oracle, never a framework.
 """
@@ -13,7 +14,7 @@ from functools import lru_cache
 
 from .spec import Arg, Case, Deviation, Expected, LossSpec, Precision
 
-MODULES = ("torch_nn", "keras_losses", "optax_losses", "structured", "embedding", "sequence")
+MODULES = ("torch_nn", "keras_losses", "optax_losses", "structured", "embedding", "sequence", "segmentation")
 #: Extra importable modules defining ``SPECS`` (comma-separated), e.g. a team's own losses.
 EXTRA_ENV = "LOSSCHECK_CATALOG"
 
