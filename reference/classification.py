@@ -966,7 +966,10 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
     if bounds is not None:
         if from_logits:
             lo, hi = bounds
-            kinks = {"output": np.minimum(rel_gap(zb, math.log(lo / (1 - lo))), rel_gap(zb, math.log(hi / (1 - hi))))}
+            # also in p-space: sigmoid(z) rounded to the dtype can land exactly on a bound (sigmoid(16)
+            # is 1 - 2**-23 in float32) and the clip then passes the gradient
+            kinks = {"output": np.minimum.reduce([rel_gap(zb, math.log(lo / (1 - lo))),
+                                                  rel_gap(zb, math.log(hi / (1 - hi))), _clip_gap(p, bounds)])}
         else:
             kinks = {"output": _clip_gap(zb, bounds)}
     return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
