@@ -4,7 +4,7 @@ import numpy as np
 from losscheck.reference import embedding as E
 from losscheck.reference import ranking as Rk
 
-from .fd import OracleCase, away_from, labels, reals
+from .fd import OracleCase, away_from, labels, reals, reject
 
 TORCH_RED = [dict(reduction="none"), dict(reduction="mean"), dict(reduction="sum")]
 
@@ -12,13 +12,6 @@ TORCH_RED = [dict(reduction="none"), dict(reduction="mean"), dict(reduction="sum
 def _red(rng):
     return dict(TORCH_RED[rng.integers(len(TORCH_RED))])
 
-
-def _reject(rng, draw, ok, tries=400):
-    for _ in range(tries):
-        x = draw(rng)
-        if ok(*x):
-            return x
-    raise RuntimeError("no kink-free draw")
 
 
 def _kink_free(fn, kwargs, gap=1e-3):
@@ -47,7 +40,7 @@ def _make_triplet(distance, optax=False):
             p = a + reals(rng, shape, -1, 1) * rng.choice([0.05, 1.0])   # sometimes close to the anchor
             return ({"anchor": a, "positive": p, "negative": reals(rng, shape, -2, 2)},)
 
-        (inputs,) = _reject(rng, draw, _kink_free(E.triplet_margin, kw))
+        (inputs,) = reject(rng, draw, _kink_free(E.triplet_margin, kw), tries=400)
         return inputs, kw
     return make
 
@@ -84,7 +77,8 @@ def _make_cosine_embedding(rng):
             x1 = x1 * 1e-3                                # near zero: smooth with eps > 0
         return ({"input1": x1, "input2": x2}, rng.choice([-1.0, 1.0], size=yshape))
 
-    inputs, y = _reject(rng, draw, lambda i, y: _kink_free(E.cosine_embedding, kw | {"target": y})(i))
+    inputs, y = reject(rng, draw, lambda i, y: _kink_free(E.cosine_embedding, kw | {"target": y})(i),
+                       tries=400)
     return inputs, kw | {"target": y}
 
 
@@ -111,7 +105,7 @@ def _make_circle(rng):
         x = x / np.linalg.norm(x, axis=-1, keepdims=True) * (1.0 if unit else rng.uniform(0.3, 0.9, (n, 1)))
         return ({"embeddings": x},)
 
-    (inputs,) = _reject(rng, draw, _kink_free(E.circle, kw))
+    (inputs,) = reject(rng, draw, _kink_free(E.circle, kw), tries=400)
     return inputs, kw
 
 
@@ -128,7 +122,7 @@ def _make_ntxent(rng):
             x[0] *= 0.01                                 # below the floor
         return ({"embeddings": x},)
 
-    (inputs,) = _reject(rng, draw, _kink_free(E.ntxent, kw))
+    (inputs,) = reject(rng, draw, _kink_free(E.ntxent, kw), tries=400)
     return inputs, kw
 
 

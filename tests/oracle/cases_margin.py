@@ -3,7 +3,7 @@ import numpy as np
 
 from losscheck.reference import margin as M
 
-from .fd import OracleCase, away_from, batch_shape, labels, reals
+from .fd import OracleCase, away_from, batch_shape, labels, reals, reject
 
 REDUCE = [dict(reduction="none"), dict(reduction="mean"), dict(reduction="sum"),
           dict(reduction="sum_over_batch_size", axis=-1)]
@@ -57,14 +57,6 @@ def _tie_free(z, gap=0.05):
     return bool(np.all(top[..., -1] - top[..., -2] > gap))
 
 
-def _reject(rng, draw, ok, tries=200):
-    """Redraw until ``ok``: inputs away from the kinks under test."""
-    for _ in range(tries):
-        x = draw(rng)
-        if ok(*x):
-            return x
-    raise RuntimeError("no kink-free draw")
-
 
 def _make_categorical_hinge(one_hot_targets):
     def make(rng):
@@ -80,7 +72,7 @@ def _make_categorical_hinge(one_hot_targets):
             z = (1.0 - t) * p
             return _tie_free(z) and bool(np.all(np.abs(z.max(-1) - (t * p).sum(-1) + 1.0) > 0.05))
 
-        p, t = _reject(rng, draw, ok)
+        p, t = reject(rng, draw, ok)
         kw = _reduce(rng)
         kw.pop("axis", None)
         return {"predictions": p, "targets": t}, kw
@@ -92,7 +84,7 @@ def _make_multiclass(margin):
         shape = batch_shape(rng, max_d=5)
         y = labels(rng, shape[:-1], shape[-1])
         oh = np.eye(shape[-1])[y]
-        (s,) = _reject(rng, lambda r: (reals(r, shape),), lambda s: _tie_free(s + margin * (1.0 - oh)))
+        (s,) = reject(rng, lambda r: (reals(r, shape),), lambda s: _tie_free(s + margin * (1.0 - oh)))
         kw = _reduce(rng)
         kw.pop("axis", None)
         return {"scores": s}, kw | {"labels": y}

@@ -3,7 +3,7 @@ import numpy as np
 
 from losscheck.reference import multimargin as MM
 
-from .fd import OracleCase, away_from, reals
+from .fd import OracleCase, away_from, reals, reject
 
 REDUCE = [dict(reduction="none"), dict(reduction="mean"), dict(reduction="sum")]
 
@@ -12,13 +12,6 @@ def _shape(rng):
     c = int(rng.integers(1, 6))
     return (c,) if rng.random() < 0.25 else (int(rng.integers(1, 5)), c)
 
-
-def _reject(rng, draw, ok, tries=500):
-    for _ in range(tries):
-        x = draw(rng)
-        if ok(*x):
-            return x
-    raise RuntimeError("no kink-free draw")
 
 
 def _make_multi_margin(p):
@@ -33,7 +26,7 @@ def _make_multi_margin(p):
             other = np.arange(x2.shape[1]) != np.atleast_1d(y)[:, None]
             return bool(np.all(np.abs(xy[:, None] - x2 - margin)[other] > 0.05))
 
-        (x,) = _reject(rng, lambda r: (reals(r, shape),), ok)
+        (x,) = reject(rng, lambda r: (reals(r, shape),), ok, tries=500)
         kw = {"p": p, "margin": margin, "target": y} | REDUCE[rng.integers(3)]
         if rng.random() < 0.5:
             kw["weight"] = rng.uniform(0.0, 3.0, size=shape[-1])
@@ -66,7 +59,7 @@ def _make_multilabel_margin(rng):
         pair = prefix[:, :, None] & ~is_t[:, None, :]
         return bool(np.all(np.abs(d[pair]) > 0.05))
 
-    (x,) = _reject(rng, lambda r: (reals(r, shape),), ok)
+    (x,) = reject(rng, lambda r: (reals(r, shape),), ok, tries=500)
     return {"input": x}, {"target": t} | REDUCE[rng.integers(3)]
 
 

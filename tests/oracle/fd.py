@@ -119,3 +119,12 @@ def labels(rng, shape, num_classes):
 
 def batch_shape(rng, max_n=4, max_d=4, rank=2):
     return tuple(int(rng.integers(1, max_n + 1)) if i == 0 else int(rng.integers(1, max_d + 1)) for i in range(rank))
+
+
+def reject(rng, draw, ok, tries=200):
+    """Redraw ``draw(rng)`` (a tuple) until ``ok(*x)``: inputs away from the kinks under test."""
+    for _ in range(tries):
+        x = draw(rng)
+        if ok(*x):
+            return x
+    raise RuntimeError("no kink-free draw")
