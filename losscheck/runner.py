@@ -1,17 +1,14 @@
 """Runs specs x properties x dtypes x runtimes and returns tidy result rows.
 
-One check is one hypothesis search (:func:`run_check`). Checks run in worker processes, one per
-Keras backend (:data:`losscheck.frameworks.PROCESS_GROUPS`), in parallel up to ``jobs``; each
-worker streams one JSON line per finished check (:mod:`losscheck.worker`).
+One check is one hypothesis search (:func:`run_check`). Checks run in process pools, one per
+Keras backend (:data:`losscheck.frameworks.PROCESS_GROUPS`), sharing ``jobs`` workers by
+estimated cost (:func:`pool_sizes`).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -237,7 +234,13 @@ def skipped_row(spec, task: Task, seed: int, reason: str) -> dict:
 
 def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
         on_row: Callable[[dict], None] | None = None, timeout: float | None = None) -> tuple[list[dict], dict]:
-    """Run tasks in worker processes grouped by Keras backend. Returns (rows, versions)."""
+    """Run tasks in worker processes, one process pool per Keras backend (Keras picks its backend
+    once per process), ``jobs`` workers shared among them by estimated cost. Returns (rows, versions).
+
+    Workers stay alive for the whole run, so each imports its frameworks once; the pools hand out
+    one check at a time, so a slow group (JAX compiles) does not hold up the others. ``timeout``
+    bounds the whole run: checks still pending then are reported as errors.
+    """
     from . import catalog
     from .frameworks import group_of, installed
 
@@ -258,9 +261,11 @@ def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
             emit(skipped_row(spec, t, seed, f"{t.dtype} is not in this spec's dtypes"))
         else:
             groups.setdefault(group_of(t.runtime), []).append(t)
-    jobs = jobs or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(groups) or 1))) as pool:
-        futures = [pool.submit(_run_group, g, ts, examples, seed, emit, versions, lock, timeout)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    sizes = pool_sizes(groups, jobs)
+    with ThreadPoolExecutor(max_workers=max(1, len(groups))) as threads:
+        futures = [threads.submit(_run_group, g, ts, examples, seed, sizes[g], emit, versions, lock, deadline)
                    for g, ts in groups.items()]
         for fut in futures:
             fut.result()
@@ -269,38 +274,79 @@ def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
     return rows, versions
 
 
-def _run_group(group, tasks, examples, seed, emit, versions, lock, timeout):
+def _init_worker(group: str) -> None:
+    os.environ.update(KERAS_BACKEND=group, TF_CPP_MIN_LOG_LEVEL="3")
+    # Framework warnings about the drawn inputs (Keras shape hints, torch broadcasting) are measured by
+    # the properties that care; on the terminal they would bury the progress bar.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+#: relative cost of a check per runtime (JAX compiles a program per new shape): sizes the pools
+COST = {"jax": 8, "keras-jax": 8}
+
+
+def pool_sizes(groups: dict[str, list[Task]], jobs: int) -> dict[str, int]:
+    """Workers per process group: ``jobs`` shared by estimated cost, at least one each."""
+    cost = {g: sum(COST.get(t.runtime, 1) for t in ts) for g, ts in groups.items()}
+    total = sum(cost.values()) or 1
+    return {g: max(1, min(len(groups[g]), round(jobs * c / total))) for g, c in cost.items()}
+
+
+_VERSIONS: dict[str, dict] = {}
+
+
+def _check_in_worker(raw: dict, examples: int, seed: int) -> tuple[dict, dict]:
+    """One check in a pool worker: (row, versions of its runtime)."""
+    from . import catalog
+    from .frameworks import get_runtime
+
+    task = Task(**raw)
+    if task.runtime not in _VERSIONS:
+        try:
+            _VERSIONS[task.runtime] = get_runtime(task.runtime, task.device).versions()
+        except Exception as exc:  # noqa: BLE001 - each check then fails with the import error
+            _VERSIONS[task.runtime] = {task.runtime: f"unavailable: {type(exc).__name__}: {exc}"}
+    row = run_check(catalog.get(task.spec_id), task, examples=examples, seed=seed)
+    return json.loads(json.dumps(row, default=str)), _VERSIONS[task.runtime]
+
+
+def _run_group(group, tasks, examples, seed, workers, emit, versions, lock, deadline):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     from . import catalog
 
-    env = dict(os.environ, KERAS_BACKEND=group, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    request = {"tasks": [asdict(t) for t in tasks], "examples": examples, "seed": seed}
-    done = set()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "losscheck.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=err, env=env, text=True)
-        timer = threading.Timer(timeout, proc.kill) if timeout else None
-        if timer:
-            timer.start()
-        try:
-            proc.stdin.write(json.dumps(request))
-            proc.stdin.close()
-            for line in proc.stdout:
-                msg = json.loads(line)
-                if msg["type"] == "versions":
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(group,))
+    pending = {pool.submit(_check_in_worker, asdict(t), examples, seed): t for t in tasks}
+    try:
+        while pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+            if not done:
+                reason = "the run's time limit expired before this check finished"
+                break
+            for fut in done:
+                task = pending.pop(fut)
+                try:
+                    row, vers = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker (segfault, out of memory)
+                    row = _base_row(catalog.get(task.spec_id), task, seed, examples)
+                    row.update(status="error", message=f"worker {group!r} failed: {type(exc).__name__}: {exc}"[:500])
+                else:
                     with lock:
-                        versions.update(msg["versions"])
-                elif msg["type"] == "row":
-                    done.add((msg["row"]["id"], msg["row"]["runtime"], msg["row"]["property"], msg["row"]["dtype"]))
-                    emit(msg["row"])
-            proc.wait()
-        finally:
-            if timer:
-                timer.cancel()
-        err.seek(0)
-        tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-    for t in tasks:
-        if (t.spec_id, t.runtime, t.property, t.dtype) not in done:
-            row = _base_row(catalog.get(t.spec_id), t, seed, examples)
-            row.update(status="error", message=f"worker {group!r} exited with code {proc.returncode} before this "
-                       f"check finished: {' | '.join(tail)}"[:500])
-            emit(row)
+                        versions.update(vers)
+                emit(row)
+        else:
+            reason = ""
+    finally:
+        if pending:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()  # stdlib pools cannot cancel a running call; the run is over for them
+        pool.shutdown(wait=not pending, cancel_futures=True)
+    for task in pending.values():
+        row = _base_row(catalog.get(task.spec_id), task, seed, examples)
+        row.update(status="error", message=f"worker {group!r}: {reason}")
+        emit(row)

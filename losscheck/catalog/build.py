@@ -58,6 +58,7 @@ def drawer(space: Mapping[str, Any], inputs: Callable[[Any, dict], dict],
         arrays = dict(inputs(data, params))
         params.update(arrays.pop("__params__", {}))
         return Case(arrays, params)
+    draw.space, draw.inputs, draw.fixed = space, inputs, dict(fixed or {})  # for pinning (losscheck.userloss)
     return draw
 
 

@@ -16,6 +16,8 @@ class JaxEngine:
         self.jax, self.jnp = jax, jnp
         platform = "gpu" if device.startswith("cuda") else "cpu"
         self.device = jax.devices(platform)[0]
+        self._programs: dict = {}
+        self._mode: dict = {}
         self.dtypes = {"float64": jnp.float64, "float32": jnp.float32,
                        "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 
@@ -34,13 +36,20 @@ class JaxEngine:
                 for k, v in params.items()}
 
     def evaluate(self, build, namespace, spec_args, case, dtype, cotangent=None, want_grad=True) -> Evaluation:
-        jax = self.jax
         kinds = {a.name: a.kind for a in spec_args}
         diff, const = split_inputs(spec_args, case, want_grad)
         names = list(diff)
         xs = [self.tensor(diff[n], "float", dtype) for n in names]
         others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
-        fn = build(namespace, self.convert_params(case.params, dtype))
+        params = self.convert_params(case.params, dtype)
+        try:
+            if names:
+                out, grads = self._cached(build, namespace, spec_args, names, xs, others, params, dtype, cotangent)
+                return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)})
+            return self._wrap(self._cached(build, namespace, spec_args, names, xs, others, params, dtype, None), {})
+        except _NotCacheable:
+            pass
+        fn = build(namespace, params)
 
         def f(*args):
             return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
@@ -66,6 +75,60 @@ class JaxEngine:
             return Evaluation(np.asarray(out, dtype=np.float64), {n: None for n in names},
                               type(out).__name__, is_tensor=False)
         return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)})
+
+    # ---- compiled-program cache ---------------------------------------------------------------
+    # Hypothesis draws new parameter values and shapes for every example; a program compiled for
+    # one example is reused for every later one with the same loss, structural parameters and
+    # shapes. Float hyper-parameters (delta, gamma, label_smoothing) are passed as Python floats,
+    # which jit traces as weakly typed scalars: a float32 loss stays float32, as with a literal.
+    # Losses that need a concrete value (Python control flow on a parameter or on an integer
+    # input) fall back, per loss, to baking those values into the program, then to one program per
+    # example (the behaviour before the cache).
+
+    def _cached(self, build, namespace, spec_args, names, xs, others, params, dtype, cotangent):
+        floats = {k: v for k, v in params.items() if type(v) is float}
+        arrays = {k: v for k, v in params.items() if isinstance(v, self.jax.Array)}
+        static = {k: v for k, v in params.items() if k not in floats and k not in arrays}
+        base = (build, tuple(a.name for a in spec_args), tuple(names), tuple(sorted(others)), dtype)
+        mode_key = (base, _freeze(static))
+        if mode_key[1] is None:
+            raise _NotCacheable
+        mode = self._mode.get(mode_key, 0)
+        while mode < 2:
+            frozen = _freeze(static if mode == 0 else {**static, **floats})
+            traced = floats if mode == 0 else {}
+            key = (base, mode, frozen, tuple(sorted(traced)), tuple(sorted(arrays)))
+            fn = self._programs.get(key)
+            if fn is None:
+                fn = self._programs[key] = self._program(build, namespace, spec_args, names,
+                                                         {**static, **({} if mode == 0 else floats)})
+            try:
+                if not names:
+                    return fn((), others, traced, arrays, None)
+                cot = np.float64(1.0) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
+                return fn(tuple(xs), others, traced, arrays, cot)
+            except self._untraceable:
+                mode += 1
+                self._mode[mode_key] = mode
+            except TypeError as exc:
+                if "not a valid JAX type" not in str(exc):
+                    raise
+                mode = self._mode[mode_key] = 2
+        raise _NotCacheable
+
+    def _program(self, build, namespace, spec_args, names, static):
+        jax = self.jax
+
+        def run(xs, others, traced, arrays, cot):
+            fn = build(namespace, {**static, **traced, **arrays})
+
+            def f(*args):
+                return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
+            if cot is None:
+                return f(*xs)
+            out, vjp = jax.vjp(f, *xs)
+            return out, vjp(jax.numpy.broadcast_to(cot, jax.numpy.shape(out)).astype(out.dtype))
+        return jax.jit(run)
 
     @property
     def _untraceable(self):
@@ -100,3 +163,23 @@ class JaxEngine:
         import jaxlib
 
         return {"jax": self.jax.__version__, "jaxlib": jaxlib.__version__}
+
+
+class _NotCacheable(Exception):
+    """The case's parameters cannot key a compiled program (unhashable values)."""
+
+
+def _freeze(params: dict):
+    """A hashable key for static parameter values, or None when one is not hashable."""
+    items = []
+    for k, v in sorted(params.items()):
+        if isinstance(v, (list, tuple)):
+            v = tuple(v)
+        if isinstance(v, np.ndarray):
+            return None
+        try:
+            hash(v)
+        except TypeError:
+            return None
+        items.append((k, type(v).__name__, v))
+    return tuple(items)
