@@ -179,10 +179,15 @@ def msle(predictions, targets, *, epsilon: float | None = None, reduction: str =
         gt = np.where(tb >= lo, -gd / (1.0 + tc), 0.0)
         return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(gt, t.shape)}
 
+    def gscale(g):
+        # d = lp - lt cancels when p is close to t: its error is that of the logs, not of d
+        gd = g * 2.0 * (np.abs(lp) + np.abs(lt) + 2.0)
+        return {"predictions": unbroadcast(gd / (1.0 + pc), p.shape), "targets": unbroadcast(gd / (1.0 + tc), t.shape)}
+
     kinks = {}
     if epsilon is not None:
         kinks = {"predictions": rel_gap(pb, epsilon), "targets": rel_gap(tb, epsilon)}
-    return finish(terms, scale, vjp, reduction, kink_gap=kinks, **reduce_kw)
+    return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
 
 
 def poisson(predictions, targets, *, epsilon: float = 0.0, reduction: str = "none", **reduce_kw) -> Result:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def squared_norm_underflows(*names: str):
+def squared_norm_underflows(*names: str, rsqrt_grad: bool = False):
     """True when one of the named inputs has a vector (along the last axis, restricted to the
     ``where`` parameter when there is one) whose sum of squares is 0 in the tested dtype: a zero
-    vector, or one so small that x^2 underflows."""
+    vector, or one so small that x^2 underflows. With ``rsqrt_grad``, also when the derivative of
+    rsqrt at that sum, -s^-1.5 / 2, overflows (sums below about 1e-205 in float64)."""
     def when(case, dtype) -> bool:
         compute = np.float64 if dtype == "float64" else np.float32
         where = case.params.get("where")
@@ -16,8 +17,13 @@ def squared_norm_underflows(*names: str):
                 sq = np.square(np.asarray(case.inputs[k], dtype=compute))
                 if where is not None:
                     sq = np.where(np.broadcast_to(np.asarray(where, bool), sq.shape), sq, 0)
-                if np.any(np.sum(sq, axis=-1) == 0):
+                total = np.sum(sq, axis=-1)
+                if np.any(total == 0):
                     return True
+                if rsqrt_grad:
+                    with np.errstate(over="ignore", divide="ignore"):
+                        if np.any(np.isinf(np.power(total, compute(-1.5)))):
+                            return True
         return False
     return when
 
