@@ -1,9 +1,22 @@
 """JAX autodiff: optax losses, and Keras on its jax backend."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+
+
+#: where compiled XLA programs persist between runs and worker processes (JAX's own compilation
+#: cache; a program is keyed by its HLO, so a cached one is the program a cold run would build)
+CACHE_ENV = "LOSSCHECK_JAX_CACHE_DIR"
+
+
+def cache_dir() -> str:
+    """``$LOSSCHECK_JAX_CACHE_DIR`` (empty: no persistent cache), else ~/.cache/losscheck/jax."""
+    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "losscheck", "jax")
+    return os.environ.get(CACHE_ENV, default)
 
 
 class JaxEngine:
@@ -11,6 +24,10 @@ class JaxEngine:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+        if cache_dir():
+            jax.config.update("jax_compilation_cache_dir", cache_dir())
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         import jax.numpy as jnp
 
         self.jax, self.jnp = jax, jnp
@@ -22,13 +39,13 @@ class JaxEngine:
                        "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 
     def tensor(self, x, kind: str, dtype: str):
-        jnp = self.jnp
+        # Convert in NumPy and device_put: jnp.asarray and jnp casts each compile a program per shape.
         if kind == "float":
-            arr = jnp.asarray(np.asarray(x, dtype=np.float64)).astype(self.dtypes[dtype])
+            arr = np.asarray(x, dtype=np.float64).astype(self.dtypes[dtype])
         elif kind == "bool":
-            arr = jnp.asarray(np.asarray(x, dtype=bool))
+            arr = np.asarray(x, dtype=bool)
         else:
-            arr = jnp.asarray(np.asarray(x, dtype=np.int64))
+            arr = np.asarray(x, dtype=np.int64)
         return self.jax.device_put(arr, self.device)
 
     def convert_params(self, params, dtype):
