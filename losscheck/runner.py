@@ -50,6 +50,14 @@ def to_jsonable(x):
     return x
 
 
+def case_fields(case) -> dict:
+    """A case as row fields; ``param_arrays`` names the parameters that are arrays (class weights,
+    ``where``), which JSON turns into lists."""
+    return {"input": to_jsonable(dict(case.inputs)), "params": to_jsonable(dict(case.params)),
+            "shape": to_jsonable(case.shape),
+            "param_arrays": sorted(k for k, v in case.params.items() if isinstance(v, np.ndarray))}
+
+
 def repro_command(task: Task, seed: int, examples: int) -> str:
     return (f"losscheck check {task.spec_id} --runtime {task.runtime} --property {task.property} "
             f"--dtype {task.dtype} --seed {seed} --examples {examples}")
@@ -61,7 +69,7 @@ def _base_row(spec, task: Task, seed: int, examples: int) -> dict:
         "reference": spec.reference, "property": task.property, "dtype": task.dtype, "device": task.device,
         "status": "pass", "code": "", "message": "", "error_eps": None, "bound_eps": None,
         "deviation_eps": None, "deviation_abs": None, "examples": 0, "seed": seed,
-        "check_seed": check_seed(seed, task), "input": None, "params": None, "shape": None,
+        "check_seed": check_seed(seed, task), "input": None, "params": None, "shape": None, "param_arrays": None,
         "reason": "", "repro": "", "duration_s": 0.0,
     }
 
@@ -162,8 +170,7 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
             row.update(status="deviation", code="D001",
                        message=(f"{task.dtype} inputs computed at {p.effective} precision: error up to "
                                 f"{stats['error']:,.0f} {task.dtype} eps (bound {stats['bound']:,.0f}); {p.reason}"),
-                       input=to_jsonable(dict(pcase.inputs)), params=to_jsonable(dict(pcase.params)),
-                       shape=to_jsonable(pcase.shape), reason=p.link,
+                       **case_fields(pcase), reason=p.link,
                        deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"])
         elif stats["dev"] is not None and stats["bound"] is not None and stats["dev"] > stats["bound"]:
             dev_case = stats["dev_case"]
@@ -171,9 +178,7 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
             row.update(status="deviation", code="V010", deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"],
                        message=(f"matches its documented semantics ({summary}); they differ from the exact loss by "
                                 f"up to {stats['dev']:.3g} eps ({stats['dev_abs']:.3g} absolute) on these inputs"),
-                       input=to_jsonable(dict(dev_case.inputs)), params=to_jsonable(dict(dev_case.params)),
-                       shape=to_jsonable(dev_case.shape),
-                       reason=spec.deviation.link if spec.deviation else "")
+                       **case_fields(dev_case), reason=spec.deviation.link if spec.deviation else "")
         elif stats["dev"] is not None:
             row.update(deviation_eps=stats["dev"], deviation_abs=stats["dev_abs"])
         if row["status"] == "pass" and stats["observed"]:
@@ -208,8 +213,7 @@ def _fill_failure(row, f, task, seed, examples):
     row.update(status="fail", code=f.code, message=f.message, error_eps=f.error, bound_eps=f.bound,
                repro=repro_command(task, seed, examples))
     if f.case is not None:
-        row.update(input=to_jsonable(dict(f.case.inputs)), params=to_jsonable(dict(f.case.params)),
-                   shape=to_jsonable(f.case.shape))
+        row.update(case_fields(f.case))
 
 
 # ---- orchestration --------------------------------------------------------------------------------
@@ -309,7 +313,7 @@ def _check_in_worker(raw: dict, examples: int, seed: int) -> tuple[dict, dict]:
         except Exception as exc:  # noqa: BLE001 - each check then fails with the import error
             _VERSIONS[task.runtime] = {task.runtime: f"unavailable: {type(exc).__name__}: {exc}"}
     row = run_check(catalog.get(task.spec_id), task, examples=examples, seed=seed)
-    return json.loads(json.dumps(row, default=str)), _VERSIONS[task.runtime]
+    return json.loads(json.dumps(row, default=str)), {k: str(v) for k, v in _VERSIONS[task.runtime].items()}
 
 
 def _run_group(group, tasks, examples, seed, workers, emit, versions, lock, deadline):

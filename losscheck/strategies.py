@@ -50,7 +50,7 @@ def _edges(lo, hi):
             pts.update(v for v in (b + d, b - d) if lo <= v <= hi)
     if lo <= -1 and hi >= 1:  # an unbounded real domain: huge and infinite values
         pts.update((-HUGE, HUGE, -1e3, 1e3, -88.0, 88.0, -np.inf, np.inf))
-    elif hi >= 1 and lo >= 0:
+    elif hi > 1 and lo >= 0:  # an unbounded positive domain (not probabilities)
         pts.update((HUGE, 1e3))
     return sorted(pts)
 

@@ -52,4 +52,4 @@ class TorchEngine:
         return Evaluation(value, grads, "torch.Tensor")
 
     def versions(self) -> dict:
-        return {"torch": self.torch.__version__}
+        return {"torch": str(self.torch.__version__)}  # TorchVersion would import torch on unpickling
