@@ -339,6 +339,11 @@ OPTAX_SPECS = [
     optax_spec("multiclass_generalized_dice_loss", args=OPTAX_ARGS,
                space={"smooth": SMOOTH, "apply_softmax": [True, False], "ignore_background": [False, True]},
                inputs=_generalized_inputs, oracle=_generalized(), exact=_generalized(exact=True),
+               expected=(Expected("with apply_softmax=False optax validates its input and raises ValueError on "
+                                  "rows that are not distributions (a zero-sum row, drawn by the numerics property)",
+                                  OPTAX_SRC, code="X001",
+                                  when=lambda c, d: not c.params["apply_softmax"] and bool(np.any(np.isclose(
+                                      np.sum(np.asarray(c.inputs["predictions"]), axis=-1), 0.0)))),),
                deviation=Deviation("the class weights are 1 / (f^2 + 1e-7) for the class frequencies f (then "
                                    "normalised), not Sudre et al.'s 1 / f^2, which is infinite for a class absent "
                                    "from the targets", OPTAX_SRC),
