@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")
     ck.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ck.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    from .nightly import add_parsers as add_nightly_parsers
+
+    add_nightly_parsers(sub)  # nightly, merge, report
+
+    from .audit.cli import add_parser as add_audit_parser
+
+    add_audit_parser(sub)  # audit
     return p
 
 
@@ -67,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_codes(args)
         if args.command == "compat":
             return cmd_compat(args)
+        if args.command == "audit":
+            from .audit.cli import run as cmd_audit
+
+            return cmd_audit(args, argv)
+        if args.command in ("nightly", "merge", "report"):
+            from . import nightly
+
+            return nightly.main(args)
         return cmd_check(args)
     except UsageError as exc:
         print(f"losscheck: error: {exc}", file=sys.stderr)
@@ -211,4 +227,6 @@ def cmd_check(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from losscheck.cli import main as _main  # `python -m losscheck.cli`: the one UsageError class losscheck raises
+
+    sys.exit(_main())

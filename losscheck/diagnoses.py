@@ -49,6 +49,9 @@ _CODES = [
          "The value is the oracle times a constant that is not a batch or class count."),
     Code("V007", "clipping differs from the documented one",
          "The value disagrees only where inputs are near the clipping bounds: a different epsilon or clamp."),
+    Code("V008", "arguments swapped at a call site",
+         "A call in the file passes the target where the loss takes the prediction (read from the names at the "
+         "call site): harmless only for a symmetric loss."),
     Code("V010", "known deviation from the exact mathematics",
          "The implementation matches its documented semantics (clipping, clamping), which differ from the "
          "exact loss on these inputs by the measured amount."),
@@ -80,6 +83,9 @@ _CODES = [
          "rejected or aligned: the loss is computed over every pair of samples."),
     Code("B006", "sum-reduced loss does not scale with the batch",
          "Repeating every sample k times did not multiply a loss whose documented reduction is a sum by k."),
+    Code("B007", "loss grows with the batch size",
+         "The loss sums over the samples: doubling the batch doubles it, so the gradient scale (and the "
+         "effective learning rate) depends on the batch size."),
     Code("A001", "the documented input form does not train",
          "Fed the activation its documentation asks for (logits, probabilities or log-probabilities), the loss "
          "is undefined or prefers confidently wrong scores: the loss and its documentation disagree."),
@@ -101,12 +107,34 @@ _CODES = [
     Code("D001", "computed at lower precision than its inputs",
          "Inputs of one dtype are computed at the precision of a lower one (float64 losses reduced in "
          "float32); the error is within the lower dtype's bound."),
+    Code("D002", "integer context tensor breaks the loss",
+         "With a context tensor (mask, adjacency, weights) of an integer dtype, as built from Python integers, "
+         "the loss raises or computes a different value than with the same values as floats."),
+    Code("D003", "context tensor on another device",
+         "A context tensor held by the loss stays on the CPU while the inputs are on the GPU: the loss raises or "
+         "copies every call (register it as a buffer so .to(device) moves it)."),
+    Code("P001", "work grows faster than linearly with the batch",
+         "The operations one call records (autograd nodes, jaxpr equations, graph operations; its time when it "
+         "cannot be traced) grow as N^k with k well above 1: a Python loop over pairs of samples. The measured "
+         "exponent is reported, with the vectorised equivalent when the loss matches a known pattern."),
     Code("X001", "raised an exception",
          "Calling the loss or its gradient raised an exception on valid inputs."),
     Code("X002", "wrong output shape",
          "The loss returned an array of a different shape than the documented one."),
+    Code("X003", "did not finish in time",
+         "The loss (or importing its file) ran past the wall-clock limit: an infinite loop or a hang; the line "
+         "it was executing is reported."),
+    Code("X004", "the process crashed or exited",
+         "Calling the loss killed or ended the process: a segmentation fault, an abort, os._exit() or "
+         "sys.exit()."),
     Code("X005", "returned something that is not a tensor",
          "The loss returned a Python number, a NumPy array or another object instead of a framework tensor."),
+    Code("X006", "printed a huge amount of output",
+         "Calling the loss printed more than the output limit (a print or log call in the loss that floods the "
+         "training log)."),
+    Code("X007", "exceeded the memory limit",
+         "Calling the loss allocated more memory than the limit the audit sets (a memory bomb, or an (N, N) "
+         "intermediate that explodes with the batch size)."),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

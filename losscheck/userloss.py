@@ -88,11 +88,41 @@ def documented_defaults(reference: str) -> dict[str, Any]:
             if p.default is not inspect.Parameter.empty and p.kind != p.VAR_KEYWORD}
 
 
+def reference_spec(reference: str) -> LossSpec:
+    """The LossSpec of a catalog id, or of a ``custom.*`` id (the seeds' own losses,
+    ``losscheck/catalog/custom.py``, not in the catalog's registry)."""
+    from . import catalog
+    from .catalog import custom
+
+    try:
+        return custom.get(reference) if custom.is_custom(reference) else catalog.get(reference)
+    except KeyError:
+        raise UsageError(f"unknown reference {reference!r}; see `losscheck list` for catalog ids "
+                         f"(and {', '.join(s.id for s in custom.SPECS)})") from None
+
+
+def call_target(fn: Callable) -> Callable:
+    """What is called on each evaluation: ``forward`` of a torch module, ``call`` of a Keras loss
+    (its ``__call__`` reduces), else ``fn`` itself; for a class, the unbound method (self dropped)."""
+    import functools
+
+    if inspect.isclass(fn):
+        for name in ("forward", "call", "__call__"):
+            method = inspect.getattr_static(fn, name, None)
+            if method is not None and inspect.isfunction(method):
+                return functools.partial(method, None)
+        return fn
+    return fn
+
+
 def _bind(fn: Callable, ref: LossSpec, inputs: Mapping[str, str] | None) -> tuple[tuple[Arg, ...], dict[str, str]]:
     """The reference arguments the user's callable takes, and {reference arg: user keyword}.
 
     ``inputs`` maps the user's parameter names to the reference's argument names explicitly; without
     it, parameters are matched by role (prediction / target names) and otherwise by position."""
+    forward = getattr(fn, "forward", None)
+    if not inspect.isroutine(fn) and not inspect.isclass(fn) and callable(forward):
+        fn = forward  # a torch module instance: __call__ is (*args, **kwargs), forward has the names
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -132,22 +162,25 @@ def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
-def spec_for(fn: Callable, reference: str, *, name: str | None = None, framework: str | None = None,
-             params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None) -> LossSpec:
-    """A LossSpec that checks ``fn`` against ``reference``'s oracle with pinned hyper-parameters."""
-    from . import catalog
+def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None, framework: str | None = None,
+             params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
+             context: Mapping[str, str] | None = None, factory_kwargs: Mapping[str, Any] | None = None) -> LossSpec:
+    """A LossSpec that checks ``fn`` against ``reference``'s oracle with pinned hyper-parameters.
 
-    try:
-        ref = catalog.get(reference)
-    except KeyError:
-        raise UsageError(f"unknown reference {reference!r}; see `losscheck list` for catalog ids") from None
+    ``context`` ({constructor argument: reference parameter}) makes ``fn`` a class (or factory) that
+    takes context tensors (a mask, per-sample weights, an adjacency matrix): each evaluation builds
+    ``fn(**{arg: tensor of that parameter}, **factory_kwargs)`` from the drawn case and calls it."""
+    ref = reference if isinstance(reference, LossSpec) else reference_spec(reference)
+    reference = ref.id if isinstance(reference, LossSpec) else reference  # a derived spec (an averaged oracle)
     framework = framework or detect_framework(fn) or ref.framework
     runtime = runtime_for(framework)
-    args, keywords = _bind(fn, ref, inputs)
+    args, keywords = _bind(call_target(fn) if context is not None else fn, ref, inputs)
     space = getattr(ref.draw, "space", None)
     if space is None:
         raise UsageError(f"{reference} draws its inputs in a way that cannot pin parameters")
-    defaults = documented_defaults(reference)
+    from .catalog import custom
+
+    defaults = {} if custom.is_custom(reference) else documented_defaults(reference)
     pinned = {k: defaults[k] for k in space if k in defaults}
     unknown = set(params or {}) - set(space) - set(ref.draw.fixed)
     if unknown:
@@ -162,15 +195,27 @@ def spec_for(fn: Callable, reference: str, *, name: str | None = None, framework
 
     def draw(data) -> Case:
         case = base_draw(data)
+        # parameters the reference's inputs draw (class weights, pos_weight) are the user loss's
+        # documented defaults too, unless given: nn.BCELoss() has no weight
+        drawn = {k: defaults[k] for k in case.params if k in defaults and k not in space}
         return replace(case, inputs={k: v for k, v in case.inputs.items() if k in taken},
-                       params={**case.params, **pinned})
+                       params={**case.params, **drawn, **pinned})
 
     def call(ns, _params):
+        loss = fn
+        if context is not None:
+            missing = set(context.values()) - set(_params)
+            if missing:
+                raise UsageError(f"{reference} draws no parameter {sorted(missing)[0]!r} to build the context from")
+            loss = fn(**{arg: _params[p] for arg, p in context.items()}, **(factory_kwargs or {}))
         if not keywords:
-            return fn
-        return lambda *xs, **kw: fn(**{keywords.get(a.name, a.name): x for a, x in zip(args, xs)},
-                                    **{keywords.get(k, k): v for k, v in kw.items()})
+            return loss
+        return lambda *xs, **kw: loss(**{keywords.get(a.name, a.name): x for a, x in zip(args, xs)},
+                                      **{keywords.get(k, k): v for k, v in kw.items()})
 
+    wrap = getattr(ref.call, "wrap", None)  # the reference's own input adaptation (torch index targets)
+    if wrap is not None and runtime == ref.runtimes[0]:
+        call = wrap(call)
     return replace(ref, id=name or _name(fn), framework=framework, args=args, draw=draw, call=call,
                    runtimes=(runtime,), expected=(), precision=(),
                    swappable=ref.swappable if ref.swappable and set(ref.swappable) <= taken else None,
@@ -179,15 +224,18 @@ def spec_for(fn: Callable, reference: str, *, name: str | None = None, framework
                    notes=f"user loss checked against {reference}")
 
 
-def check_callable(fn: Callable, reference: str, *, properties: Iterable[str] = ("value", "gradient"),
+def check_callable(fn: Callable, reference: str | LossSpec, *, properties: Iterable[str] = ("value", "gradient"),
                    dtypes: Iterable[str] = ("float64", "float32"), examples: int = 50, seed: int = 0,
                    device: str = "cpu", name: str | None = None, framework: str | None = None,
-                   params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None) -> list[dict]:
+                   params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
+                   context: Mapping[str, str] | None = None,
+                   factory_kwargs: Mapping[str, Any] | None = None) -> list[dict]:
     """Run ``properties`` x ``dtypes`` on ``fn`` in this process; one result row per check."""
     from .properties import NAMES
     from .runner import Task, run_check
 
-    spec = spec_for(fn, reference, name=name, framework=framework, params=params, inputs=inputs)
+    spec = spec_for(fn, reference, name=name, framework=framework, params=params, inputs=inputs,
+                    context=context, factory_kwargs=factory_kwargs)
     bad = [p for p in properties if p not in NAMES]
     if bad:
         raise UsageError(f"unknown property {bad[0]!r}; expected one of {', '.join(NAMES)}")

@@ -41,7 +41,7 @@ def test_check_writes_a_versioned_json_report(tmp_path):
                     "--json", str(report))
     assert out.returncode == 0, out.stdout + out.stderr
     doc = json.loads(report.read_text())
-    assert doc["schema_version"] == 1 and doc["versions"]["torch"].startswith("2.")
+    assert doc["schema_version"] == 2 and doc["versions"]["torch"].startswith("2.")
     assert {r["id"] for r in doc["results"]} == {"torch.nn.MSELoss", "torch.nn.functional.l1_loss"}
     assert {r["status"] for r in doc["results"]} == {"pass"}
     assert len(doc["results"]) == 2 * 2 * 2  # properties x dtypes

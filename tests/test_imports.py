@@ -39,3 +39,14 @@ def test_import_losscheck_and_the_catalog_load_no_framework():
     loaded = _modules_after("import losscheck, losscheck.catalog, losscheck.runner, losscheck.cli\n"
                             "losscheck.catalog.all_specs()")
     assert not {m.split(".")[0] for m in loaded} & set(FRAMEWORKS)
+
+
+def test_every_subpackage_is_packaged():
+    """pyproject lists packages explicitly (the oracle is mapped from reference/): a new subpackage
+    left out would be missing from a non-editable install."""
+    import tomllib
+
+    root = REFERENCE.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "losscheck").rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"

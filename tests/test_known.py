@@ -16,3 +16,13 @@ def test_known_deviations_doc_is_current():
 def test_every_recorded_behaviour_has_a_reason():
     for spec_id, kind, scope, reason, link in rows(catalog.all_specs()):
         assert len(reason) > 20, f"{spec_id}: {kind} ({scope}) needs a reason"
+
+
+def test_readme_code_table_is_current():
+    """README's diagnosis-code table is `losscheck codes` (regenerate it when a code is added)."""
+    from pathlib import Path
+
+    from losscheck.diagnoses import codes_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert codes_markdown().strip() in readme

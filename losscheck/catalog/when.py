@@ -33,3 +33,14 @@ def flushed(x, dtype):
     tiny = np.finfo(np.float64 if dtype == "float64" else np.float32).tiny
     x = np.asarray(x)
     return np.where(np.abs(x) < tiny, 0.0, x)
+
+
+def subnormal_difference(a: str, b: str):
+    """True when ``a - b`` has a non-zero element below the smallest normal number of the tested
+    dtype: flush-to-zero CPUs (TensorFlow, XLA) make it 0."""
+    def when(case, dtype) -> bool:
+        compute = np.float64 if dtype == "float64" else np.float32
+        with np.errstate(under="ignore"):
+            diff = np.abs(np.asarray(case.inputs[a], compute) - np.asarray(case.inputs[b], compute))
+        return bool(np.any((diff != 0) & (diff < np.finfo(compute).tiny)))
+    return when

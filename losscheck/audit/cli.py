@@ -1,0 +1,206 @@
+"""``losscheck audit PATH [PATH ...]``: check the losses in a user's own files.
+
+Exit codes: 0 every check passed, 1 at least one finding (a ``fail`` or ``warn`` check), 2 could
+not audit (a path missing, a syntax or import error in the file, no loss found, a bad option), with
+a one-line reason naming the file and line. The report (``--output``) is written atomically and
+always, even when user code crashes or hangs.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import shlex
+import sys
+import time
+
+EXIT_OK, EXIT_FINDINGS, EXIT_CANNOT = 0, 1, 2
+FORMATS = ("text", "json", "html")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("audit", help="check the losses defined in your own Python files",
+                       description="Find the losses in PATH (files or directories) and check each one in a "
+                                   "sandboxed subprocess: value against the catalog when a reference is given or "
+                                   "identified, gradient, batch handling, broadcasting, numerics, context tensors, "
+                                   "scaling with the batch, and how the file calls them.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories (searched recursively)")
+    p.add_argument("--select", action="append", metavar="NAME",
+                   help="audit only these losses (name, alias or glob; repeatable)")
+    p.add_argument("--reference", metavar="ID", help="catalog id the loss must equal (e.g. torch.nn.HuberLoss or "
+                                                      "custom.graph_cosine_loss); disagreement is a failure")
+    p.add_argument("--framework", default="auto", choices=["auto", "torch", "keras", "tensorflow", "jax"])
+    p.add_argument("--inputs", metavar="SPEC", help="the loss's inputs, e.g. 'y_pred=probs(N,C),y_true=onehot(N,C)'"
+                                                    " or 'pred=reals(N),target=reals(N)'")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
+    p.add_argument("--examples", type=int, default=10, help="hypothesis examples per oracle check (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds allowed per loss, and for the file's module-level code (default 60)")
+    p.add_argument("--memory", type=int, default=8192, metavar="MB", help="memory limit of the sandbox (default 8192)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="files audited at the same time (default 1)")
+    p.add_argument("--format", default="text", choices=FORMATS)
+    p.add_argument("--output", metavar="PATH", help="write the report there (in --format); the text summary goes "
+                                                    "to stdout")
+    p.add_argument("--verbose", "-v", action="store_true", help="list every check, not only findings")
+    return p
+
+
+class CannotAudit(Exception):
+    """One line: why a path cannot be audited."""
+
+
+def _files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        out = []
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+            out += [os.path.join(root, n) for n in sorted(names) if n.endswith(".py")]
+        return out
+    if not os.path.exists(path):
+        raise CannotAudit(f"{path}: no such file or directory")
+    return [path]
+
+
+def _selected(candidates, select) -> list:
+    if not select:
+        return candidates
+    return [c for c in candidates if any(fnmatch.fnmatchcase(n, pat) for pat in select
+                                         for n in [c.name, *c.aliases])]
+
+
+def _repro(args, display: str, name: str) -> str:
+    cmd = ["losscheck", "audit", display, "--select", name, "--seed", str(args.seed), "--examples", str(args.examples)]
+    if args.reference:
+        cmd += ["--reference", args.reference]
+    if args.inputs:
+        cmd += ["--inputs", args.inputs]
+    if args.framework != "auto":
+        cmd += ["--framework", args.framework]
+    if args.device != "cpu":
+        cmd += ["--device", args.device]
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def _validate(args) -> None:
+    if args.examples < 1:
+        raise CannotAudit(f"bad option --examples {args.examples}: must be at least 1")
+    if not args.timeout > 0:
+        raise CannotAudit(f"bad option --timeout {args.timeout}: must be positive")
+    if args.memory < 256:
+        raise CannotAudit(f"bad option --memory {args.memory}: at least 256 MB")
+    if args.jobs < 1:
+        raise CannotAudit(f"bad option --jobs {args.jobs}: must be at least 1")
+    if args.inputs:
+        from .infer import InputsError, parse_inputs
+
+        try:
+            parse_inputs(args.inputs)
+        except InputsError as exc:
+            raise CannotAudit(f"bad option --inputs: {exc}") from None
+    if args.reference:
+        from ..userloss import UsageError, reference_spec
+
+        try:
+            reference_spec(args.reference)
+        except UsageError as exc:
+            raise CannotAudit(f"bad option --reference: {exc}") from None
+
+
+def run(args, argv: list[str] | None = None) -> int:
+    from . import report
+    from .discover import AuditSyntaxError, discover
+    from .sandbox import Limits, audit_file
+
+    started = time.perf_counter()
+    command = ["losscheck", *(argv if argv is not None else sys.argv[1:])]
+    files, entries, could_not, versions = [], [], [], {}
+    options = {"reference": args.reference, "inputs": args.inputs, "framework": args.framework,
+               "devices": {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}[args.device],
+               "examples": args.examples, "seed": args.seed}
+    limits = Limits(timeout=args.timeout, memory_mb=args.memory)
+    exit_code = EXIT_CANNOT
+    try:
+        _validate(args)
+        found_any = False
+        work = []   # (file row, path, discovered file, chosen candidates)
+        for path in args.paths:
+            try:
+                paths = _files(path)
+            except CannotAudit as exc:
+                could_not.append(str(exc))
+                files.append({"path": path, "status": "error", "reason": str(exc)})
+                continue
+            explicit = not os.path.isdir(path)
+            for f in paths:
+                row = {"path": f, "status": "audited", "reason": "", "losses": 0}
+                files.append(row)
+                try:
+                    info = discover(f)
+                except AuditSyntaxError as exc:
+                    row.update(status="error", reason=str(exc))
+                    could_not.append(str(exc))
+                    continue
+                chosen = _selected(info.candidates, args.select)
+                if not chosen:
+                    names = ", ".join(c.name for c in info.candidates) or "none"
+                    why = (f"{f}:1: no loss named {', '.join(args.select)} (found: {names})" if args.select and
+                           info.candidates else f"{f}:1: no loss found (no function or class taking a prediction "
+                           "and a target, no model.compile(loss=...), no nn.XLoss() assignment); name it *loss* or "
+                           "use @losscheck.declare")
+                    row.update(status="no losses" if not explicit else "error", reason=why)
+                    if explicit or args.select:
+                        could_not.append(why)
+                    continue
+                found_any = True
+                work.append((row, f, info, chosen))
+
+        def audit_one(item):
+            row, f, info, chosen = item
+            t0 = time.perf_counter()
+            repro = {c.name: _repro(args, f, c.name) for c in chosen}
+            outcome = audit_file(f, f, info.frameworks, [c.to_json() for c in info.candidates],
+                                 [c.name for c in chosen], options, limits, repro)
+            for e in outcome.entries:
+                e["file"] = f
+            row.update(losses=len(outcome.entries), duration_s=round(time.perf_counter() - t0, 2),
+                       restarts=outcome.restarts)
+            if outcome.error:
+                row.update(status="error", reason=outcome.error)
+            return outcome
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:   # each file is its own sandboxed process
+            for outcome in pool.map(audit_one, work):
+                entries += outcome.entries
+                versions.update(outcome.versions)
+                if outcome.error:
+                    could_not.append(outcome.error)
+        if not found_any and not could_not:
+            could_not.append(f"{', '.join(args.paths)}: no loss found in any file")
+        findings = any(e["status"] in ("fail", "warn") for e in entries)
+        exit_code = EXIT_CANNOT if could_not else (EXIT_FINDINGS if findings else EXIT_OK)
+    except CannotAudit as exc:
+        could_not.append(str(exc))
+    except KeyboardInterrupt:
+        could_not.append("interrupted")
+    finally:
+        doc = report.document(command=command, options=options, files=files, losses=entries, versions=versions,
+                              exit_code=exit_code, could_not_audit=could_not,
+                              duration_s=round(time.perf_counter() - started, 2))
+        rendered = {"json": report.dumps, "html": report.to_html, "text": report.text}[args.format](doc)
+        if args.output:
+            from ..report.json_report import write_atomic
+
+            write_atomic(args.output, rendered)
+    if args.output:
+        sys.stdout.write(report.text(doc, args.verbose, errors=False))
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(rendered if args.format != "text" else report.text(doc, args.verbose, errors=False))
+        if args.format == "json":
+            sys.stdout.write("\n")
+    for reason in could_not:
+        print(f"losscheck audit: error: {reason}", file=sys.stderr)
+    return exit_code

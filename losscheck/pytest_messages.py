@@ -1,0 +1,211 @@
+"""Text the pytest plugin shows: a failing test's assertion message (with a reproducer), the
+per-test report section, and the session's terminal summary. Pure formatting of result rows."""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import shlex
+from collections import Counter
+from typing import Any, Callable, Iterable, Mapping
+
+#: (status, how the summary counts it), in the order the summary lists them
+STATUS_WORDS = (("pass", "passed"), ("fail", "failed"), ("error", "errors"), ("xpass", "unexpectedly passed"),
+                ("deviation", "deviations"), ("xfail", "expected failures"), ("warn", "warnings"),
+                ("skip", "skipped"))
+#: statuses listed one per line in the summary: failures, then the notes on passing checks
+LISTED = {"fail": "FAILED", "error": "ERROR", "xpass": "XPASS", "deviation": "DEVIATION", "xfail": "XFAIL",
+          "warn": "WARN"}
+SUMMARY_LINES = 30
+LITERAL_LIMIT = 4000
+TENSOR = {  # framework -> (imports, float constructor, other constructor) for the reproducer
+    "torch": ("import torch", "torch.tensor({lit}, dtype=torch.{dtype}{grad})", "torch.tensor({lit})"),
+    "jax": ("import jax\njax.config.update('jax_enable_x64', True)\nimport jax.numpy as jnp",
+            "jnp.asarray({lit}, dtype=jnp.{dtype})", "jnp.asarray({lit})"),
+    "keras": ("import keras", "keras.ops.convert_to_tensor({lit}, dtype='{dtype}')",
+              "keras.ops.convert_to_tensor({lit})"),
+}
+TENSOR["optax"] = TENSOR["jax"]
+TENSOR["tensorflow"] = ("import tensorflow as tf", "tf.constant({lit}, dtype=tf.{dtype})", "tf.constant({lit})")
+
+
+def eps(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def where(row: Mapping) -> str:
+    return f"[{row['runtime']}, {row['property']}, {row['dtype']}, {row['device']}]"
+
+
+def literal(x: Any) -> str:
+    """``x`` (JSON-like: nested lists of numbers) as a Python literal that evaluates back to it."""
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(literal(v) for v in x) + "]"
+    if isinstance(x, float) and not math.isfinite(x):
+        return "float('nan')" if math.isnan(x) else ("float('inf')" if x > 0 else "-float('inf')")
+    return repr(x)
+
+
+def _leaves(x) -> list:
+    return [v for item in x for v in _leaves(item)] if isinstance(x, list) else [x]
+
+
+def pytest_command(node, settings, *, examples_given: bool) -> str:
+    """The command that replays ``node``'s checks with this session's seed and options."""
+    parts = ["pytest", node.nodeid, "--losscheck-seed", str(settings.seed)]
+    if not examples_given:
+        parts += ["--losscheck-examples", str(settings.examples)]
+    if "dtype" in settings.given:
+        parts += ["--losscheck-dtype", ",".join(settings.dtypes)]
+    if "device" in settings.given:
+        parts += ["--losscheck-device", ",".join(settings.devices)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def call_expression(fn: Callable, names: Iterable[str], inputs_map: Mapping[str, str] | None) -> str:
+    """How the check called ``fn`` with the reference's inputs ``names`` (see userloss._bind):
+    by the user's keywords where ``inputs=`` maps them or both roles match, else positionally."""
+    from .userloss import role_of
+
+    names = list(names)
+    label = getattr(fn, "__name__", None) or "loss_fn"
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    keyword = {ref: user for user, ref in (inputs_map or {}).items()}
+    if not keyword:
+        user_roles = {role_of(p): p for p in params if role_of(p)}
+        ref_roles = {role_of(n): n for n in names if role_of(n)}
+        if len(user_roles) == 2 and len(ref_roles) == 2:
+            keyword = {ref_roles[r]: user_roles[r] for r in ("prediction", "target")}
+    if keyword:
+        return f"{label}(" + ", ".join(f"{keyword.get(n, n)}={n}" for n in names) + ")"
+    return f"{label}(" + ", ".join(names) + ")"
+
+
+def _import_lines(fn: Callable) -> list[str]:
+    """How the reproducer gets hold of the loss: an import, or a note where it cannot."""
+    if not hasattr(fn, "__name__"):  # a loss object (nn.Module, keras Loss): rebuild it as the test does
+        cls = type(fn)
+        return [f"from {cls.__module__} import {cls.__qualname__.split('.')[0]}",
+                f"loss_fn = {cls.__qualname__}()  # with the arguments the test constructs it with"]
+    target = getattr(fn, "func", fn)
+    module = getattr(target, "__module__", None)
+    qualname = getattr(target, "__qualname__", "") or ""
+    if not module or module == "__main__" or "<locals>" in qualname or not qualname:
+        return [f"# define or import {fn.__name__} here"]
+    return [f"from {module} import {qualname.split('.')[0]}"]
+
+
+def reproducer(row: Mapping, context: Mapping[str, Any]) -> list[str]:
+    """Python lines that call the user's loss on the row's smallest failing input."""
+    fn = context.get("loss")
+    inputs = row.get("input")
+    if fn is None or not isinstance(inputs, dict):
+        return []
+    framework = row.get("framework") or "torch"
+    imports, float_ctor, other_ctor = TENSOR.get(framework, TENSOR["torch"])
+    grad = row["property"] in ("gradient", "numerics")
+    lines = [f"# the smallest failing input ({row['property']}, {row['dtype']}) as Python literals:",
+             *imports.split("\n"), *_import_lines(fn)]
+    for name, value in inputs.items():
+        text = literal(value)
+        if len(text) > LITERAL_LIMIT:
+            return lines[:1] + [f"# ({len(_leaves(value))} numbers in {name!r}: see the JSON report's 'input')"]
+        is_float = any(isinstance(v, float) for v in _leaves(value))
+        ctor = float_ctor if is_float else other_ctor
+        lines.append(f"{name} = " + ctor.format(lit=text, dtype=row["dtype"],
+                                                 grad=", requires_grad=True" if grad else ""))
+    lines.append("loss = " + call_expression(fn, inputs, context.get("inputs_map")))
+    lines.append("print(loss)")
+    if grad and framework == "torch":
+        lines += ["loss.backward()", "print(" + ", ".join(f"{n}.grad" for n in inputs) + ")"]
+    return lines
+
+
+def failure_message(rows: list[dict], context: Mapping[str, Any]) -> str:
+    """The assertion message of a test whose checks failed: every failing check with its code,
+    cause, smallest input, error and bound; then how to replay it."""
+    failing = [r for r in rows if r["status"] in ("fail", "error", "xpass")]
+    first = failing[0]
+    against = f" against {context['reference']}" if context.get("reference") and not context.get("catalog") else ""
+    out = [f"losscheck: {first['id']}{against}: {len(failing)} of {len(rows)} checks failed (seed {first['seed']})"]
+    explained = set()
+    for r in failing:
+        title = _title(r["code"])
+        measured = (f"; error {eps(r['error_eps'])} eps, bound {eps(r['bound_eps'])} eps"
+                    if r.get("error_eps") is not None else "")
+        out.append(f"{r['status'].upper()} {r['property']} {r['dtype']} on {r['runtime']}/{r['device']}: "
+                   f"{r['code'] or r['status']}{' ' + title if title else ''}{measured}")
+        if (r["code"], r["property"]) in explained:
+            continue  # the same finding in another dtype: its cause and input are above
+        explained.add((r["code"], r["property"]))
+        out.append(f"    cause: {r['message']}")
+        if r.get("input") is not None:
+            out.append("    smallest input: " + ", ".join(f"{k}={literal(v)}" for k, v in r["input"].items())[:2000])
+        if r.get("params"):
+            out.append("    parameters: " + ", ".join(f"{k}={literal(v)}" for k, v in r["params"].items())[:500])
+        if r.get("reason"):
+            out.append(f"    expected failure: {r['reason']}")
+    rest = Counter(r["status"] for r in rows if r["status"] not in ("fail", "error", "xpass"))
+    if rest:
+        out.append("other checks: " + ", ".join(f"{n} {s}" for s, n in rest.items()))
+    out.append("reproduce:")
+    for command in dict.fromkeys([context.get("replay"), *(r.get("repro") for r in failing)]):
+        if command:
+            out.append(f"    {command}")
+    out += [f"    {line}" for line in reproducer(first, context)]
+    return "\n".join(out)
+
+
+def _title(code: str) -> str:
+    from .diagnoses import CODES
+
+    return CODES[code].title if code in CODES else ""
+
+
+def report_section(rows: Iterable[Mapping]) -> str:
+    """One line per check of a test (shown with the test's output: on failure, or with -rP)."""
+    lines = []
+    for r in rows:
+        detail = f" {r['code']}" if r["code"] else ""
+        if r["error_eps"] is not None and not r["message"]:
+            detail += f" error {eps(r['error_eps'])} eps, bound {eps(r['bound_eps'])} eps"
+        note = f": {r['message'][:200]}" if r["message"] else ""
+        note += f" ({r['reason']})" if r.get("reason") else ""
+        lines.append(f"{r['status']:<9} {r['id']} {where(r)}{detail}{note}")
+    return "\n".join(lines)
+
+
+def summary_lines(rows: list[dict], settings, paths: list[str], problems: list[str] = ()) -> list[tuple[str, dict]]:
+    """(text, terminal markup) lines of the session's losscheck summary."""
+    counts = Counter(r["status"] for r in rows)
+    tests = len({r.get("nodeid") for r in rows})
+    failed = sum(counts[s] for s in ("fail", "error", "xpass"))
+    parts = [f"{counts[s]} {word}" for s, word in STATUS_WORDS if counts.get(s)]
+    head = (f"{len(rows)} checks in {tests} test{'s' if tests != 1 else ''}: {', '.join(parts) or 'none'} "
+            f"(seed {settings.seed}; replay with --losscheck-seed {settings.seed})")
+    out = [(head, {"red": True, "bold": True} if failed else {"green": True})]
+    ordered = sorted(rows, key=lambda r: r.get("nodeid", ""))  # the same order serial or under xdist
+    listed = [r for status in LISTED for r in ordered if r["status"] == status]
+    for r in listed[:SUMMARY_LINES]:
+        markup = {"red": True} if r["status"] in ("fail", "error", "xpass") else {"yellow": True}
+        note = f"expected: {r['reason']}" if r["status"] == "xfail" and r.get("reason") else r["message"]
+        note = note if len(note) <= 100 else note[:97] + "..."
+        out.append((f"{LISTED[r['status']]} {r.get('nodeid', '')}: {r['id']} {where(r)} {r['code']} {note}".rstrip(),
+                    markup))
+    if len(listed) > SUMMARY_LINES:
+        out.append((f"... {len(listed) - SUMMARY_LINES} more in the report (--losscheck-report DIR)", {}))
+    if paths:
+        directory = os.path.dirname(paths[0])
+        out.append((f"wrote {len(paths)} report files to {directory}: "
+                    + ", ".join(os.path.relpath(p, directory) for p in paths if os.sep + "repro" + os.sep not in p)
+                    + (f" and {sum(os.sep + 'repro' + os.sep in p for p in paths)} reproducers in repro/"
+                       if any(os.sep + "repro" + os.sep in p for p in paths) else ""), {}))
+    for problem in problems:
+        out.append((f"losscheck report: {problem}", {"yellow": True}))
+    return out

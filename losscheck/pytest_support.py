@@ -1,0 +1,362 @@
+"""What the pytest plugin runs when a losscheck test runs (imported lazily by
+:mod:`losscheck.pytest_plugin`): the fixture's checker, marked tests, catalog cases, report files.
+
+Checks run in the test's process (a user's loss lives there), one result row per property x dtype x
+device, each tagged with the test's ``nodeid`` and collected on the session for the summary and the
+report. Keras checks on a backend other than this process's run in a worker process.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping
+
+import pytest
+
+from .pytest_messages import failure_message, pytest_command, report_section
+from .pytest_plugin import CATALOG_MARKER, MARKER, ROWS, SETTINGS, VERSIONS, Settings
+
+#: statuses that fail a test (runner.FAILING, repeated so this module loads no NumPy)
+FAILING = ("fail", "xpass", "error")
+#: keyword arguments of the fixture and the marker; the marker's other keywords are loss parameters
+CHECK_ARGUMENTS = ("reference", "inputs", "properties", "dtypes", "devices", "examples", "params", "framework",
+                   "name")
+DEFAULT_PROPERTIES = ("value", "gradient")
+ITEM_ROWS = pytest.StashKey[list]()
+
+
+class LosscheckFailure(AssertionError):
+    """A losscheck check of the test found a failure (the message has the details)."""
+
+
+@dataclass(frozen=True)
+class CatalogCase:
+    """One catalog check that :func:`parametrize_catalog` turns into a test."""
+    spec_id: str
+    runtime: str
+    property: str
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.spec_id}-{self.runtime}-{self.property}-{self.dtype}"
+
+
+# ---- the fixture and the marker -----------------------------------------------------------------
+
+def marker_arguments(node) -> dict[str, Any]:
+    """The ``@pytest.mark.losscheck`` arguments on ``node`` (module, class and function marks merged,
+    the closest winning); keywords that are not check arguments are collected in ``params``."""
+    merged: dict[str, Any] = {}
+    for mark in reversed(list(node.iter_markers(MARKER))):
+        kwargs = dict(mark.kwargs)
+        if mark.args:
+            kwargs.setdefault("reference", mark.args[0])
+        params = {**merged.get("params", {}), **(kwargs.pop("params", None) or {})}
+        params.update({k: kwargs.pop(k) for k in list(kwargs) if k not in CHECK_ARGUMENTS})
+        merged.update(kwargs)
+        if params:
+            merged["params"] = params
+    return merged
+
+
+class Checker:
+    """The ``losscheck`` fixture's value: call it with a loss to check it in this test."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"<losscheck fixture of {self.node.nodeid}>"
+
+    def __call__(self, fn: Callable, reference: str | None = None, *, inputs: Mapping[str, str] | None = None,
+                 properties: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
+                 devices: Iterable[str] | None = None, examples: int | None = None,
+                 params: Mapping[str, Any] | None = None, framework: str | None = None,
+                 name: str | None = None) -> list[dict]:
+        """Check ``fn`` against catalog entry ``reference``'s oracle: ``properties`` (default value and
+        gradient) x ``dtypes`` x ``devices`` (default: the session's options), ``examples`` hypothesis
+        examples per check. Arguments left out come from the test's ``@pytest.mark.losscheck``, then
+        from the session's options. Fails the test if a check fails; returns the result rows."""
+        __tracebackhide__ = True
+        given = {k: v for k, v in dict(reference=reference, inputs=inputs, properties=properties, dtypes=dtypes,
+                                       devices=devices, examples=examples, params=params, framework=framework,
+                                       name=name).items() if v is not None}
+        rows, context = check_user_loss(self.node, fn, {**marker_arguments(self.node), **given})
+        conclude(rows, context, pytrace=True)
+        return rows
+
+
+def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[dict], dict]:
+    """Run the checks ``args`` ask for on ``fn``, recorded on the session: (rows, the context a
+    failure message needs)."""
+    __tracebackhide__ = True
+    from .userloss import UsageError, check_callable, spec_for
+
+    settings = node.config.stash[SETTINGS]
+    reference = args.get("reference")
+    label = args.get("name") or loss_name(fn)
+    if not reference:
+        raise LosscheckFailure(f"losscheck: checking {label} needs a reference: losscheck({label}, "
+                               "reference='torch.nn.MSELoss') or @pytest.mark.losscheck(reference=...)")
+    examples = int(args.get("examples") or settings.examples)
+    common = dict(name=label, framework=args.get("framework"), params=args.get("params"), inputs=args.get("inputs"))
+    rows: list[dict] = []
+    try:
+        spec = spec_for(fn, reference, **common)
+        properties = _list(args.get("properties"), DEFAULT_PROPERTIES)
+        dtypes = _list(args.get("dtypes"), settings.dtypes)
+        for device in _list(args.get("devices"), settings.devices):
+            missing = device_missing(spec.runtimes[0], device)
+            if missing:
+                rows += [_skipped(spec, p, d, device, settings.seed, missing) for p in properties for d in dtypes]
+            else:
+                rows += check_callable(fn, reference, properties=properties, dtypes=dtypes, examples=examples,
+                                       seed=settings.seed, device=device, **common)
+    except UsageError as exc:
+        raise LosscheckFailure(f"losscheck could not check {label} against {reference}: {exc}") from None
+    replay = pytest_command(node, settings, examples_given="examples" in args)
+    context = {"loss": fn, "inputs_map": args.get("inputs"), "reference": reference, "replay": replay}
+    for row in rows:
+        if row["status"] in ("fail", "xfail", "error") and row.get("repro", "").startswith("losscheck check"):
+            row["repro"] = replay  # `losscheck check NAME` cannot load a user's function; the test can
+    record(node, rows)
+    return rows, context
+
+
+def _list(value, default) -> tuple[str, ...]:
+    if value is None:
+        return tuple(default)
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _skipped(spec, prop, dtype, device, seed, reason) -> dict:
+    from .runner import Task, skipped_row
+
+    return skipped_row(spec, Task(spec.id, spec.runtimes[0], prop, dtype, device), seed, reason)
+
+
+def loss_name(fn: Callable) -> str:
+    fn = getattr(fn, "func", fn)
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def call_marked_test(item: pytest.Function) -> bool:
+    """Run a marked test's body, then check the loss it returned (or its catalog case)."""
+    __tracebackhide__ = True
+    testargs = {arg: item.funcargs[arg] for arg in item._fixtureinfo.argnames}
+    result = item.obj(**testargs)
+    catalog_mark = item.get_closest_marker(CATALOG_MARKER)
+    if catalog_mark is not None:
+        check_catalog_case(item, item.funcargs[catalog_mark.args[0]])
+    elif callable(result):
+        rows, context = check_user_loss(item, result, marker_arguments(item))
+        conclude(rows, context, pytrace=False)
+    elif result is not None or "losscheck" not in item.fixturenames:
+        pytest.fail(f"{item.nodeid} is marked @pytest.mark.losscheck but returned {type(result).__name__}: "
+                    "return the loss to check, or take the losscheck fixture and call it", pytrace=False)
+    return True
+
+
+def conclude(rows: list[dict], context: Mapping[str, Any], *, pytrace: bool) -> None:
+    """Fail the test if a check failed; skip it if every check was skipped; otherwise it passes
+    (deviations and expected failures with a note in the summary)."""
+    __tracebackhide__ = True
+    failing = [r for r in rows if r["status"] in FAILING]
+    if failing:
+        message = failure_message(rows, context)
+        if pytrace:
+            raise LosscheckFailure(message)
+        pytest.fail(message, pytrace=False)
+    if rows and all(r["status"] == "skip" for r in rows):
+        pytest.skip("; ".join(dict.fromkeys(r["reason"] for r in rows)))
+
+
+def record(node, rows: list[dict], versions: Mapping[str, Mapping] | None = None) -> None:
+    """Tag rows with the test, normalise them to JSON types (in place) and collect them on the
+    session, with the versions of the runtimes that ran them (``versions`` by runtime, for rows
+    run elsewhere; otherwise read from this process's runtimes)."""
+    from .frameworks import get_runtime
+
+    config = node.config
+    known = config.stash[VERSIONS]
+    for i, row in enumerate(rows):
+        row = json.loads(json.dumps(row, default=str))
+        row["nodeid"] = node.nodeid
+        rows[i] = row
+        runtime = row["runtime"]
+        if row["status"] in ("skip", "error") or runtime in known:
+            continue
+        if versions is not None:
+            known[runtime] = dict(versions.get(runtime, {}))
+            continue
+        try:
+            known[runtime] = get_runtime(runtime, row["device"]).versions()
+        except Exception as exc:  # noqa: BLE001 - the report says why instead
+            known[runtime] = {runtime: f"unavailable: {type(exc).__name__}"}
+    config.stash[ROWS].extend(rows)
+    node.stash.setdefault(ITEM_ROWS, []).extend(rows)
+    node.add_report_section("call", "losscheck", report_section(node.stash[ITEM_ROWS]))
+
+
+@lru_cache(maxsize=None)
+def device_missing(runtime: str, device: str) -> str | None:
+    """Why ``runtime`` cannot run on ``device`` here (None when it can)."""
+    if device == "cpu":
+        return None
+    from .frameworks import ENGINE_OF
+
+    engine, index = ENGINE_OF[runtime], int(device.partition(":")[2] or 0)
+    try:
+        if engine == "torch":
+            import torch
+
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        elif engine == "jax":
+            import jax
+
+            count = len(jax.devices("gpu"))
+        else:
+            import tensorflow as tf
+
+            count = len(tf.config.list_physical_devices("GPU"))
+    except Exception:  # noqa: BLE001 - no GPU backend at all
+        count = 0
+    return None if index < count else f"no {device} device for {runtime} on this machine"
+
+
+# ---- the catalog --------------------------------------------------------------------------------
+
+def parametrize_catalog(ids: Iterable[str] | None = None, *, framework: str | None = None,
+                        family: str | None = None, runtimes: Iterable[str] | None = None,
+                        properties: Iterable[str] = DEFAULT_PROPERTIES,
+                        dtypes: Iterable[str] = ("float64", "float32"), argname: str = "losscheck_case"):
+    """A decorator generating one test per catalog entry x runtime x property x dtype: the test takes
+    ``argname`` (a :class:`CatalogCase`) and the plugin runs that check after the test's body.
+    A failure fails the test; a documented deviation or a scoped expected failure passes (pinning
+    the installed frameworks' behaviour). Runtimes not installed here are skipped.
+
+    ``ids``: catalog ids (default all); ``framework``: torch, keras or optax; ``family``: a loss
+    family; ``runtimes``: torch, jax, keras-tensorflow, keras-jax, keras-torch."""
+    from . import catalog
+    from .frameworks import installed
+
+    try:
+        specs = [catalog.get(i) for i in ids] if ids is not None else catalog.all_specs()
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    specs = [s for s in specs if (framework is None or s.framework == framework)
+             and (family is None or s.family == family)]
+    wanted = set(runtimes) if runtimes is not None else None
+    params = []
+    for spec in specs:
+        for rt in spec.runtimes:
+            if wanted is not None and rt not in wanted:
+                continue
+            for prop in properties:
+                for dtype in dtypes:
+                    case = CatalogCase(spec.id, rt, prop, dtype)
+                    marks = []
+                    if not installed(rt):
+                        marks.append(pytest.mark.skip(reason=f"{rt} is not installed"))
+                    elif dtype not in spec.dtypes:
+                        marks.append(pytest.mark.skip(reason=f"{spec.id} is not checked in {dtype}"))
+                    params.append(pytest.param(case, id=str(case), marks=marks))
+    if not params:
+        raise ValueError("parametrize_catalog: the filters select no catalog check")
+
+    def decorate(test):
+        test = pytest.mark.parametrize(argname, params)(test)
+        return getattr(pytest.mark, CATALOG_MARKER)(argname)(test)
+
+    return decorate
+
+
+def check_catalog_case(item, case: CatalogCase) -> list[dict]:
+    """Run one catalog check on every session device; fail the test on a failure."""
+    __tracebackhide__ = True
+    from . import catalog
+    from .runner import Task, run, run_check
+
+    settings: Settings = item.config.stash[SETTINGS]
+    spec = catalog.get(case.spec_id)
+    for device in settings.devices:
+        task = Task(case.spec_id, case.runtime, case.property, case.dtype, device)
+        missing = device_missing(case.runtime, device)
+        if missing:
+            record(item, [_skipped(spec, case.property, case.dtype, device, settings.seed, missing)])
+        elif foreign_keras_backend(case.runtime):
+            worker_rows, versions = run([task], examples=settings.examples, seed=settings.seed, jobs=1)
+            record(item, worker_rows, versions={case.runtime: versions})
+        else:
+            record(item, [run_check(spec, task, examples=settings.examples, seed=settings.seed)])
+    rows = item.stash[ITEM_ROWS]
+    replay = pytest_command(item, settings, examples_given=False)
+    conclude(rows, {"reference": spec.id, "catalog": True, "replay": replay}, pytrace=False)
+    return rows
+
+
+def foreign_keras_backend(runtime: str) -> bool:
+    """True for a Keras runtime whose backend is not the one this process's Keras has (or will
+    have): Keras picks its backend once per process."""
+    import sys
+
+    from .frameworks import KERAS_BACKEND_OF
+
+    backend = KERAS_BACKEND_OF.get(runtime)
+    if backend is None:
+        return False
+    current = (sys.modules["keras"].config.backend() if "keras" in sys.modules
+               else os.environ.get("KERAS_BACKEND", "tensorflow"))
+    return backend != current
+
+
+# ---- session end --------------------------------------------------------------------------------
+
+def merged_rows(rows: list[dict]) -> list[dict]:
+    """Rows in a deterministic order (by test, then loss, runtime, property, dtype, device): the
+    same for a serial run and for any split across xdist workers."""
+    from .report.table import sort_key
+
+    return sorted(rows, key=lambda r: (r.get("nodeid", ""), sort_key(r)))
+
+
+def write_reports(settings: Settings, rows: list[dict], versions: Mapping[str, dict], args) -> tuple[list, list]:
+    """Write the report set the CLI writes into the report directory: report.json first, then
+    report.html, junit.xml, summary.md and repro/ (reproducer scripts of failing catalog checks;
+    a user's loss is replayed by the pytest command in its row's ``repro``). A renderer that fails
+    costs only its own file. Returns (paths written, problems)."""
+    from .report import json_report
+
+    rows = merged_rows(rows)
+    flat = {k: v for per_runtime in versions.values() for k, v in per_runtime.items()}
+    selection = {"profile": settings.profile, "dtypes": list(settings.dtypes), "devices": list(settings.devices)}
+    doc = json_report.document(rows, versions=flat, seed=settings.seed, examples=settings.examples,
+                               command=["pytest", *args], selection=selection)
+    target = settings.report
+    try:
+        json_report.write_atomic(os.path.join(target, "report.json"), json_report.dumps(doc))
+    except OSError as exc:  # an unwritable directory must not crash the end of the user's session
+        return [], [f"{target} not written: {exc}"]
+    written, problems = [os.path.join(target, "report.json")], []
+    try:
+        from . import catalog
+        from .report import html, junit, markdown, repro
+        from .report.table import ResultTable
+    except ImportError as exc:  # a partial install: the JSON report is the one every install has
+        return written, [f"only report.json written: {exc}"]
+    known = {s.id for s in catalog.all_specs()}
+    scripts, _ = repro.scripts([r for r in rows if r["id"] in known])
+    table = ResultTable.from_document(doc)
+    renderers = {"report.html": lambda: html.render(table, scripts, title="losscheck (pytest)"),
+                 "junit.xml": lambda: junit.render(table), "summary.md": lambda: markdown.render(table)}
+    renderers.update({os.path.join("repro", name): (lambda text=text: text) for name, text in scripts.items()})
+    for name, render in renderers.items():
+        path = os.path.join(target, name)
+        try:
+            json_report.write_atomic(path, render())
+            written.append(path)
+        except Exception as exc:  # noqa: BLE001 - the other files are still written
+            problems.append(f"{path} not written: {type(exc).__name__}: {exc}")
+    return written, problems
