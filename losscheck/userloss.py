@@ -17,9 +17,12 @@ from typing import Any, Callable, Iterable, Mapping
 from .catalog.spec import Arg, Case, LossSpec
 
 #: parameter names users give to predictions and to targets, by role
-PREDICTION_NAMES = ("input", "inputs", "y_pred", "pred", "preds", "prediction", "predictions", "output",
-                    "outputs", "logits", "scores", "log_probs", "logprobs", "probs", "y_hat", "yhat", "x")
-TARGET_NAMES = ("target", "targets", "y_true", "y", "label", "labels", "truth", "ground_truth", "gt", "true")
+PREDICTION_NAMES = frozenset({
+    "input", "inputs", "y_pred", "ypred", "pred", "preds", "prediction", "predictions", "output", "outputs", "out",
+    "logits", "logit", "scores", "score", "log_probs", "logprobs", "probs", "probabilities", "y_hat", "yhat", "x",
+    "predicted", "predicted_values", "estimate", "estimates", "log_predictions", "y_prob", "y_logits"})
+TARGET_NAMES = frozenset({"target", "targets", "y_true", "ytrue", "y", "label", "labels", "truth", "ground_truth",
+                          "gt", "true", "real_values", "actual", "expected", "y_target"})
 FRAMEWORK_RUNTIME = {"torch": "torch", "jax": "jax", "optax": "jax", "keras": None, "tensorflow": "keras-tensorflow"}
 
 

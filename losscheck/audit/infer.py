@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ..userloss import PREDICTION_NAMES, TARGET_NAMES
+
 #: domain -> (what it is, dtype kind)
 DOMAINS = {
     "reals": ("real numbers", "float"),
@@ -41,12 +43,7 @@ DOMAINS = {
 CONTEXT_DOMAINS = ("mask", "sample_weights", "class_weights", "adjacency", "kernel")
 DEFAULT_DIMS = {"N": 4, "D": 3, "C": 3}
 
-PREDICTION = {"input", "inputs", "y_pred", "ypred", "pred", "preds", "prediction", "predictions", "output",
-              "outputs", "out", "logits", "logit", "scores", "score", "log_probs", "logprobs", "probs",
-              "probabilities", "y_hat", "yhat", "x", "predicted", "predicted_values", "estimate", "estimates",
-              "log_predictions", "y_prob", "y_logits"}
-TARGET = {"target", "targets", "y_true", "ytrue", "y", "label", "labels", "truth", "ground_truth", "gt", "true",
-          "real_values", "actual", "expected", "y_target"}
+PREDICTION, TARGET = PREDICTION_NAMES, TARGET_NAMES
 EMBEDDINGS = {"embeddings", "embedding", "emb", "embs", "features", "z", "h", "node_embeddings",
               "representations", "vectors", "anchor"}
 CONTEXT = {

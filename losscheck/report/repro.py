@@ -356,19 +356,11 @@ def call_source(spec) -> str:
 # ---- the script ------------------------------------------------------------------------------------
 
 def _json(x) -> str:
-    return json.dumps(_plain(x), allow_nan=True)
+    from ..runner import to_jsonable
+
+    return json.dumps(to_jsonable(x), allow_nan=True)
 
 
-def _plain(x):
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 def _comment(text: str, width: int = 100) -> str:
