@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The project's two commands, runnable on a machine with only Python 3.11 and pip:
 
-    python3 tasks.py demo   # create .venv, install, audit examples/ and run a quick nightly into reports/
+    python3 tasks.py demo   # create .venv, install, audit examples/ and run a quick nightly into reports/sample/
     python3 tasks.py test   # create .venv, install, run the test suite (what CI runs)
 
 Every install goes through constraints/cpu.txt so that torch resolves to the CPU wheel.
@@ -46,24 +46,24 @@ def ensure_venv() -> None:
 
 def demo(args) -> int:
     """The main job: audit the example losses (the seeds' code, bugs included), then a quick nightly
-    of the whole catalog; everything lands in reports/. Findings are the point of the demo, so exit 1
+    of the whole catalog; the reports land in reports/sample/. Findings are the point of the demo, so exit 1
     from either step is expected; exit 2 (could not run) fails the demo."""
     ensure_venv()
-    reports = ROOT / "reports"
-    reports.mkdir(exist_ok=True)
+    sample = ROOT / "reports" / "sample"   # tracked: the sample report the README points to
+    sample.mkdir(parents=True, exist_ok=True)
     lc = str(BIN / "losscheck")
     started = time.perf_counter()
     steps = [
-        [lc, "audit", "examples", "--format", "json", "--output", str(reports / "audit.json")],
-        [lc, "audit", "examples", "--format", "html", "--output", str(reports / "audit.html")],
-        [lc, "nightly", "--examples", "5", "--output", str(reports), *args],
+        [lc, "audit", "examples", "--format", "json", "--output", str(sample / "audit.json")],
+        [lc, "audit", "examples", "--format", "html", "--output", str(sample / "audit.html")],
+        [lc, "nightly", "--examples", "5", "--output", str(sample), *args],
     ]
     codes = []
     for cmd in steps:
         print("+", " ".join(cmd[:1] + [c.replace(str(ROOT) + os.sep, "") for c in cmd[1:]]), flush=True)
         codes.append(subprocess.run(cmd, cwd=ROOT).returncode)
     print(f"demo finished in {time.perf_counter() - started:.0f} s (exit codes {codes}); "
-          "reports: reports/audit.json, reports/audit.html, reports/report.html, reports/summary.md")
+          "reports in reports/sample/: audit.json, audit.html, report.html, report.json, junit.xml, summary.md")
     return 2 if any(c not in (0, 1) for c in codes) else 0
 
 
