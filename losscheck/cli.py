@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     from .audit.cli import add_parser as add_audit_parser
 
     add_audit_parser(sub)  # audit
+
+    st = sub.add_parser("selftest", help="run the planted-bug corpus and print losscheck's own error rates")
+    st.add_argument("--framework", action="append", choices=["torch", "keras", "jax"],
+                    help="corpus of this framework only (repeatable; default every installed one)")
+    st.add_argument("--select", action="append", metavar="GLOB", help="mutants whose name matches (repeatable)")
+    st.add_argument("--examples", type=int, default=5, help="hypothesis examples per check (default 5)")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--dtype", action="append", choices=list(DTYPES), help="dtypes of the checks (default float64)")
+    st.add_argument("--json", metavar="PATH", help="write every mutant's findings and the rates as JSON")
+    st.add_argument("--quiet", "-q", action="store_true", help="no line per mutant")
     return p
 
 
@@ -79,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             from .audit.cli import run as cmd_audit
 
             return cmd_audit(args, argv)
+        if args.command == "selftest":
+            from .selftest import main as cmd_selftest
+
+            return cmd_selftest(args, argv)
         if args.command in ("nightly", "merge", "report"):
             from . import nightly
 

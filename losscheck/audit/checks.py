@@ -245,12 +245,17 @@ def _run(entry, fn, probe: Probe) -> None:
     try:
         entry["checks"] += fn()
     except probes.LossError as exc:  # the loss raised inside a probe: a finding about the loss
-        code, what = ("X007", "ran out of memory") if exc.memory else ("X001", "raised")
-        entry["checks"].append(result("execution", "fail", f"{what}: {probes._short(exc)}", code,
-                                      {"traceback": _user_traceback(exc.original), "_arrays": probe.last_inputs}))
+        entry["checks"].append(_raised(exc, probe))
     except Exception as exc:  # noqa: BLE001 - losscheck's own bug: say so, never blame the loss
         entry["checks"].append(result("audit", "skip", f"losscheck error in a check: {probes._short(exc)}",
                                       details={"traceback": traceback.format_exc()[-3000:]}))
+
+
+def _raised(exc, probe: Probe) -> dict:
+    """The finding for a loss that raised inside a probe (X007 when it ran out of memory)."""
+    code, what = ("X007", "ran out of memory") if exc.memory else ("X001", "raised")
+    return result("execution", "fail", f"{what}: {probes._short(exc)}", code,
+                  {"traceback": _user_traceback(exc.original), "_arrays": probe.last_inputs})
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -371,7 +376,11 @@ def _reference(s: Subject, opts: Options, probe: Probe, entry: dict) -> Identifi
         entry["reference"] = {"id": spec.id, "how": how, "params": params, "reduce": ident.reduce}
         entry["checks"].append(result("reference", "pass", f"checked against {ident.title} ({how})"))
         return ident
-    samples = _samples(probe)
+    try:
+        samples = _samples(probe)
+    except probes.LossError as exc:  # it raises on the identification inputs too: a finding, not a harness error
+        entry["checks"].append(_raised(exc, probe))
+        return None
     if not all(np.all(np.isfinite(x.value)) for x in samples):
         entry["checks"].append(result("reference", "skip", "not identified: the loss is not finite on random inputs"))
         return None
