@@ -280,6 +280,11 @@ def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
 
 def _init_worker(group: str) -> None:
     os.environ.update(KERAS_BACKEND=group, TF_CPP_MIN_LOG_LEVEL="3")
+    # One compute thread per worker: the pools already use every core, and intra-op threads on top
+    # (torch's and TensorFlow's defaults) made a small torch call 170x slower on a loaded 2-core machine
+    # (BENCHMARKS.md). Set before the frameworks are imported; the user's environment wins.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(var, "1")
     # Framework warnings about the drawn inputs (Keras shape hints, torch broadcasting) are measured by
     # the properties that care; on the terminal they would bury the progress bar.
     devnull = os.open(os.devnull, os.O_WRONLY)
