@@ -250,15 +250,21 @@ def _categorical_hinge(case, reduce_kw):
 
 # ---- expected failures -----------------------------------------------------------------------------
 
+def _focal_in_dtype(case, dtype):
+    """(float type, smoothed y_true, y_pred) as Keras' binary focal CE sees them in ``dtype``."""
+    ft = np.float64 if dtype == "float64" else np.float32
+    y, x = (np.asarray(case.inputs[k], dtype=ft) for k in ("y_true", "y_pred"))
+    ls = case.params["label_smoothing"]
+    if ls:
+        y = y * ft(1.0 - ls) + ft(0.5 * ls)
+    return ft, y, x
+
+
 def _focal_base_lost(case, dtype) -> bool:
     """Keras' base of the focal power, 1 - p_t, is 0 in ``dtype`` somewhere, and either gamma < 1 (its
     VJP is 0 * inf or inf there) or the exact base is positive there (cancellation)."""
-    ft = np.float64 if dtype == "float64" else np.float32
     p = case.params
-    y, x = (np.asarray(case.inputs[k], dtype=ft) for k in ("y_true", "y_pred"))
-    ls = p["label_smoothing"]
-    if ls:
-        y = y * ft(1.0 - ls) + ft(0.5 * ls)
+    ft, y, x = _focal_in_dtype(case, dtype)
     with np.errstate(over="ignore"):
         q = ft(1) / (ft(1) + np.exp(-x)) if p["from_logits"] else x
     zero = ft(1) - (y * q + (ft(1) - y) * (ft(1) - q)) == 0
@@ -286,12 +292,8 @@ FOCAL_BASE = Expected(
 def _focal_base_cancelled(case, dtype) -> bool:
     """Keras' focal base 1 - p_t, formed by subtraction in ``dtype``, is more than 16 eps (relative)
     off the exact base somewhere: p_t near 1 (at the clip bound 1e-7, float32 gives 1.19e-7)."""
-    ft = np.float64 if dtype == "float64" else np.float32
     p = case.params
-    y, x = (np.asarray(case.inputs[k], dtype=ft) for k in ("y_true", "y_pred"))
-    ls = p["label_smoothing"]
-    if ls:
-        y = y * ft(1.0 - ls) + ft(0.5 * ls)
+    ft, y, x = _focal_in_dtype(case, dtype)
     with np.errstate(over="ignore"):
         q = ft(1) / (ft(1) + np.exp(-x)) if p["from_logits"] else np.clip(x, *map(ft, clip_bounds(EPSILON, dtype)))
     base = ft(1) - (y * q + (ft(1) - y) * (ft(1) - q))
