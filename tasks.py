@@ -2,7 +2,7 @@
 """The project's two commands, runnable on a machine with only Python 3.11 and pip:
 
     python3 tasks.py demo   # create .venv, install, audit examples/ and run a quick nightly into reports/sample/
-    python3 tasks.py test   # create .venv, install, run the test suite (what CI runs)
+    python3 tasks.py test   # create .venv, install (and Chromium for the browser test), run the tests (what CI runs)
 
 Every install goes through constraints/cpu.txt so that torch resolves to the CPU wheel.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -67,8 +68,21 @@ def demo(args) -> int:
     return 2 if any(c not in (0, 1) for c in codes) else 0
 
 
+def ensure_browser() -> None:
+    """Debian's Chromium for the HTML report's browser test, installed where it is missing and this
+    is a Debian-like machine run as root (CI); elsewhere the test skips and says why."""
+    if Path("/usr/bin/chromium").exists() or shutil.which("apt-get") is None or os.geteuid() != 0:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            print("chromium could not be installed: the browser test will skip", file=sys.stderr)
+            return
+
+
 def test(args) -> int:
     ensure_venv()
+    ensure_browser()
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
