@@ -122,8 +122,7 @@ class JaxEngine:
             try:
                 if not names:
                     return fn((), others, traced, arrays, None)
-                cot = np.float64(1.0) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
-                return fn(tuple(xs), others, traced, arrays, cot)
+                return fn(tuple(xs), others, traced, arrays, _cotangent(cotangent))
             except self._untraceable:
                 mode += 1
                 self._mode[mode_key] = mode
@@ -141,10 +140,7 @@ class JaxEngine:
 
             def f(*args):
                 return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
-            if cot is None:
-                return f(*xs)
-            out, vjp = jax.vjp(f, *xs)
-            return out, vjp(jax.numpy.broadcast_to(cot, jax.numpy.shape(out)).astype(out.dtype))
+            return f(*xs) if cot is None else _value_and_vjp(jax, f, xs, cot)
         return jax.jit(run)
 
     @property
@@ -157,14 +153,8 @@ class JaxEngine:
     def _vjp_compiled(self, f, xs, cotangent):
         """Value and VJP in one compiled program: eager JAX compiles every primitive for every new
         shape, a dozen compilations per example; this is one."""
-        jax, jnp = self.jax, self.jnp
-        shape = jax.eval_shape(f, *xs)
-        cot = jnp.asarray(ones_like_value(cotangent, shape.shape)).astype(shape.dtype)
-
-        def value_and_vjp(args, cot):
-            out, vjp = jax.vjp(f, *args)
-            return out, vjp(cot)
-        return jax.jit(value_and_vjp)(xs, cot)
+        jax = self.jax
+        return jax.jit(lambda args, cot: _value_and_vjp(jax, f, args, cot))(xs, _cotangent(cotangent))
 
     def _vjp_eager(self, f, xs, cotangent):
         out, vjp = self.jax.vjp(f, *xs)
@@ -180,6 +170,17 @@ class JaxEngine:
         import jaxlib
 
         return {"jax": self.jax.__version__, "jaxlib": jaxlib.__version__}
+
+
+def _cotangent(cotangent) -> np.ndarray:
+    """The cotangent as a jit argument: ones (a scalar, broadcast inside) unless one is given."""
+    return np.float64(1.0) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
+
+
+def _value_and_vjp(jax, f, xs, cot):
+    """(f(*xs), VJP of f at xs with ``cot`` broadcast to the output's shape and dtype); traced."""
+    out, vjp = jax.vjp(f, *xs)
+    return out, vjp(jax.numpy.broadcast_to(cot, jax.numpy.shape(out)).astype(out.dtype))
 
 
 class _NotCacheable(Exception):
