@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import subprocess
 from importlib import metadata
 
 PACKAGES = ("numpy", "hypothesis", "torch", "tensorflow-cpu", "tensorflow", "keras", "jax", "jaxlib", "optax")
@@ -40,12 +39,12 @@ def versions() -> dict[str, str]:
 
 
 def git_commit(root: str) -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
-        return done.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except OSError:
+    from losscheck.report.json_report import commit_info
+
+    info = commit_info(root)
+    if not info:
         return ""
+    return info["commit"][:7] + (" (with uncommitted changes)" if info["dirty"] else "")
 
 
 def describe(root: str) -> dict:
