@@ -256,10 +256,13 @@ def test_the_printed_seed_replays_the_same_failure(pytester):
     assert failing == _results(_report(pytester.path / "replay" / "report.json"))
 
 
-def test_users_hypothesis_tests_and_example_database_keep_working(pytester):
+def test_users_hypothesis_tests_and_example_database_keep_working(pytester, monkeypatch):
     """The checks use no example database; a user's own @given test still saves and replays its
     failing example in .hypothesis/examples with the plugin loaded."""
     needs("torch")
+    from hypothesis._settings import _CI_VARS
+    for name in _CI_VARS:  # under CI Hypothesis loads its "ci" profile, which has no database
+        monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_user_losses=USER_LOSSES, test_property='''
 from hypothesis import given, settings, strategies as st
 
