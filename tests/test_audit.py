@@ -213,6 +213,80 @@ def test_hostile_findings_name_the_line_and_the_audit_goes_on(hostile):
     assert code == 1 and doc["files"][0]["restarts"] >= 3
 
 
+# ---- side effects: inputs written in place (X008), framework settings changed (X009) ----------------------
+
+@needs_torch
+def test_side_effects_are_findings_and_the_settings_are_put_back(tmp_path):
+    code, doc, _ = audit(tmp_path / "side.json", FIXTURES / "side_effect_losses.py", "--examples", "3")
+    assert code == 1
+    assert findings(entry(doc, "float64_default_loss"))["X009"]["message"] == \
+        "torch default dtype float32 -> float64 after the call; restored"
+    assert "grad mode enabled -> disabled" in findings(entry(doc, "grad_off_loss"))["X009"]["message"]
+    assert "input 'target' changed in place" in findings(entry(doc, "clamping_loss"))["X008"]["message"]
+    assert set(findings(entry(doc, "float64_default_loss"))) == {"X009"}   # its value and gradient are right
+    assert_clean(entry(doc, "good_loss"))   # asserts float32 and grad mode on: audited after the three above
+
+
+@needs_torch
+def test_watch_counts_written_elements_and_restores_settings():
+    import torch
+
+    from losscheck.frameworks.guard import InputsMutated, StateChanged, Watch
+
+    x, y = torch.arange(8.0), torch.zeros(3, dtype=torch.int64)
+    w = Watch({"input": x, "target": y}, raise_=False)
+    with w:
+        x.data[:3] = -1.0   # through .data: the version counter does not move, the values do
+        y.add_(0)           # in place, values unchanged
+    assert [h.code for h in w.found] == ["X008"]
+    assert w.found[0].message == ("input 'input' changed in place: 3 of 8 elements differ after the call; input "
+                                  "'target' written in place (an in-place operation ran on it; its values happen "
+                                  "to be unchanged on these inputs)")
+    with pytest.raises(StateChanged, match="torch default dtype float32 -> float64 after the call; restored"):
+        with Watch():
+            torch.set_default_dtype(torch.float64)
+    assert torch.get_default_dtype() == torch.float32
+    with pytest.raises(InputsMutated) as info:   # raised from the loss's own exception
+        with Watch({"input": x}):
+            x.mul_(2)
+            raise ValueError("the loss failed too")
+    assert isinstance(info.value.__cause__, ValueError)
+    with Watch({"input": x}) as w:   # reading is not writing
+        float((x * 2).sum())
+    assert w.found == []
+
+
+@needs_torch
+def test_check_reports_side_effects_and_passes_their_correct_twins():
+    import torch
+
+    from losscheck.mutants import torch_mutants as m
+    from losscheck.userloss import check_callable
+
+    for fn, code in [(m.mse_target_clamped_in_place, "X008"), (m.mse_residual_in_place, "X008"),
+                     (m.mse_default_float64, "X009"), (m.mse_mean, ""), (m.mse_local_float64, "")]:
+        rows = check_callable(fn, "torch.nn.MSELoss", dtypes=("float64",), examples=5)
+        assert [r["code"] for r in rows] == [code, code], (fn.__name__, [(r["code"], r["message"]) for r in rows])
+        assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+
+
+@needs_jax
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")   # what the loss does to JAX
+def test_jax_loss_that_turns_x64_off_is_reported_on_every_call():
+    """The loss runs only while JAX traces it: the programs traced under the changed setting are
+    dropped, so every call (and hypothesis' replay) traces, and reports, again."""
+    import jax
+
+    from losscheck.mutants.jax_mutants import squared_error, squared_error_x64_off
+    from losscheck.userloss import check_callable
+
+    rows = check_callable(squared_error_x64_off, "optax.losses.squared_error", examples=3)
+    assert {(r["code"], r["message"]) for r in rows} == {("X009", "jax_enable_x64 True -> False after the call; "
+                                                                 "restored")}
+    assert jax.config.jax_enable_x64
+    assert {r["status"] for r in check_callable(squared_error, "optax.losses.squared_error", examples=3)} == {"pass"}
+
+
 @needs_torch
 @pytest.mark.parametrize("fixture, line, words", [
     ("import_raises.py", 10, "RuntimeError: configuration file not found"),

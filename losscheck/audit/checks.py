@@ -120,12 +120,25 @@ def _oracle_symmetric(spec, params) -> bool | None:
 def audit_subject(s: Subject, opts: Options) -> dict:
     started = time.perf_counter()
     entry = entry_for(s.candidate, s.framework)
+    evaluator = None
     try:
-        _audit(s, opts, entry)
+        evaluator = Evaluator(s.framework, "cpu")
+        _audit(s, opts, entry, evaluator)
     except Exception as exc:  # noqa: BLE001 - a losscheck bug must not hide the other losses' results
         entry["checks"].append(result("audit", "skip", f"losscheck error while auditing: {probes._short(exc)}",
                                       details={"traceback": traceback.format_exc()[-3000:]}))
+    if evaluator is not None:
+        entry["checks"] += side_effects(evaluator, entry["checks"], opts)
     return finish(entry, started)
+
+
+def side_effects(evaluator: Evaluator, checks: list[dict], opts: Options) -> list[dict]:
+    """X008/X009 for an input the loss wrote into or a framework setting it changed, on any call of
+    the audit (the evaluator restored the settings after each); none when a check already reports
+    the code (the oracle checks raise them too)."""
+    reported = {c["code"] for c in checks if c["status"] in ("fail", "warn")}
+    return [result("execution", "fail", h.message, h.code, {**h.details}) | {"repro": opts.repro}
+            for code, h in sorted(evaluator.side_effects.items()) if code not in reported]
 
 
 def _override(s: Subject, opts: Options) -> tuple[dict | None, str]:
@@ -164,7 +177,7 @@ def _choose(s: Subject, candidates: list[Plan], evaluator: Evaluator, opts: Opti
     return None, None, tried
 
 
-def _audit(s: Subject, opts: Options, entry: dict) -> None:
+def _audit(s: Subject, opts: Options, entry: dict, evaluator: Evaluator) -> None:
     c = s.candidate
     override, source = _override(s, opts)
     missing = unbuildable(s.ctor_params, override)
@@ -181,7 +194,6 @@ def _audit(s: Subject, opts: Options, entry: dict) -> None:
     except InputsError as exc:
         entry["checks"].append(result("inputs", "skip", f"{exc}"))
         return
-    evaluator = Evaluator(s.framework, "cpu")
     probe, out, tried = _choose(s, hypotheses, evaluator, opts)
     if probe is None:
         entry["checks"].append(_raised_everywhere(s, tried))

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..frameworks.guard import Hostile, Watch
 
 
 @dataclass
@@ -63,6 +64,15 @@ class Evaluator:
             self._keep: list = []    # losses whose id() keys _untraceable stay alive
         else:
             raise ValueError(f"unknown framework {framework!r}")
+        #: what the loss did to its caller, first of each code (X008 inputs written, X009 settings
+        #: changed, and restored); the calls go on: a side effect is a finding, not a failed call
+        self.side_effects: dict[str, Hostile] = {}
+
+    def _note(self, watch: Watch) -> None:
+        for h in watch.found:
+            self.side_effects.setdefault(h.code, h)
+        if self.framework == "jax" and any(h.code == "X009" for h in watch.found):
+            self._programs.clear()   # traced under the changed setting: trace (run the loss's Python) again
 
     # ---- tensors --------------------------------------------------------------------------------
 
@@ -71,9 +81,10 @@ class Evaluator:
         if self.framework == "torch":
             t = self.torch
             dev = self.tdevice if device is None else t.device(device)
+            # copies: a loss that writes into its input must not write into the probe's arrays
             if integer or np.issubdtype(x.dtype, np.integer):
-                return t.as_tensor(np.asarray(x, np.int64), device=dev)
-            out = t.as_tensor(np.asarray(x, np.float64), device=dev).to(getattr(t, dtype))
+                return t.tensor(np.asarray(x, np.int64), device=dev)
+            out = t.tensor(np.asarray(x, np.float64), dtype=getattr(t, dtype), device=dev)
             return out.requires_grad_(grad)
         if self.framework == "tensorflow":
             tf = self.tf
@@ -113,7 +124,16 @@ class Evaluator:
         ``integer_context``, on ``context_device`` when given)."""
         ctx = {k: self.tensor(v, dtype, integer=integer_context and np.all(np.mod(v, 1) == 0), device=context_device)
                if isinstance(v, np.ndarray) else v for k, v in context.items()}
-        return getattr(self, f"_run_{self.framework}")(make, args, ctx, dtype, want_grad, cotangent)
+        if self.keras:
+            import keras
+
+            keras.config.set_floatx(dtype)
+        watch = Watch(raise_=False)   # the settings the loss changes are put back
+        try:
+            with watch:
+                return getattr(self, f"_run_{self.framework}")(make, args, ctx, dtype, want_grad, cotangent)
+        finally:
+            self._note(watch)
 
     def _run_torch(self, make, args, ctx, dtype, want_grad, cotangent) -> Output:
         torch = self.torch
@@ -122,7 +142,15 @@ class Evaluator:
         fn = make(**ctx)
         if hasattr(fn, "to") and isinstance(fn, torch.nn.Module):
             fn = fn.to(self.tdevice) if self.device != "cpu" and not ctx else fn
-        out = fn(*tensors)
+        # non-leaf copies of the leaves, as a model's output is in training: torch refuses an
+        # in-place write into a leaf; into these it succeeds and the Watch sees it (X008)
+        given = [t.clone() if t.requires_grad else t for t in tensors]
+        watch = Watch({n: t for (n, _, _), t in zip(args, given)}, settings=False, raise_=False)
+        try:
+            with watch:
+                out = fn(*given)
+        finally:
+            self._note(watch)
         if not isinstance(out, torch.Tensor):
             return Output(self.to_numpy(out), {n: None for n, _, d in args if d}, False, type(out).__name__)
         value = self.to_numpy(out)
@@ -140,10 +168,6 @@ class Evaluator:
 
     def _run_tensorflow(self, make, args, ctx, dtype, want_grad, cotangent) -> Output:
         tf = self.tf
-        if self.keras:
-            import keras
-
-            keras.config.set_floatx(dtype)
         tensors = [self.tensor(x, dtype) for _, x, _ in args]
         fn = make(**ctx)
         with tf.GradientTape(persistent=False) as tape:
@@ -169,10 +193,6 @@ class Evaluator:
 
     def _run_jax(self, make, args, ctx, dtype, want_grad, cotangent) -> Output:
         jax, jnp = self.jax, self.jnp
-        if self.keras:
-            import keras
-
-            keras.config.set_floatx(dtype)
         tensors = tuple(self.tensor(x, dtype) for _, x, _ in args)
         fn = make(**ctx)
         diff = tuple(i for i, ((_, x, d), t) in enumerate(zip(args, tensors))
@@ -253,6 +273,14 @@ class Evaluator:
         unrolls into operations, so this grows with N where vectorised code stays constant. None when
         the loss cannot be traced that way."""
         ctx = {k: self.tensor(v, dtype) if isinstance(v, np.ndarray) else v for k, v in context.items()}
+        watch = Watch(raise_=False)
+        try:
+            with watch:
+                return self._count_ops(make, args, ctx, dtype)
+        finally:
+            self._note(watch)
+
+    def _count_ops(self, make, args, ctx, dtype) -> int | None:
         try:
             if self.framework == "torch":
                 tensors = [self.tensor(x, dtype, grad=d and np.issubdtype(np.asarray(x).dtype, np.floating))

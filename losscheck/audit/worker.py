@@ -235,6 +235,11 @@ def main() -> int:
     faulthandler.cancel_dump_traceback_later()
     reset_output()
     ch.send("imported")
+    from ..frameworks.guard import restore_state, snapshot_state
+
+    # the framework settings as the file's import left them, put back after each loss: each call of
+    # a loss is watched already; this also undoes what a constructor or losscheck itself set
+    settings = snapshot_state()
 
     opts = checks.Options(**job["options"])
     for c in job["candidates"]:
@@ -260,6 +265,7 @@ def main() -> int:
                                     "repro": job["repro"].get(c["name"], opts.repro)})
             checks.finish(entry, started)
         faulthandler.cancel_dump_traceback_later()
+        restore_state(settings)
         sys.stdout.flush()
         sys.stderr.flush()
         printed = output_size() - before

@@ -240,27 +240,19 @@ def _circle_oracle(case, reduce_kw):
                     keras_mask=True, **reduce_kw)
 
 
-def _some_loss_masked(c, dtype) -> bool:
-    """A sample weight is given and some sample has no positive or no negative (its loss is 0, masked)."""
-    if c.inputs.get("sample_weight") is None:
-        return False
-    y = np.asarray(c.inputs["y_true"]).reshape(-1)
-    same = y[:, None] == y[None, :]
-    if c.params.get("remove_diagonal", True):
-        same &= ~np.eye(len(y), dtype=bool)
-    no_negative = (y[:, None] == y[None, :]).all(axis=1)
-    return bool(np.any(~same.any(axis=1) | no_negative))
+def _weighted(c, dtype) -> bool:
+    return c.inputs.get("sample_weight") is not None
 
 
 SAMPLE_WEIGHT_MUTATED = Expected(
-    "Loss.__call__ mutates the caller's sample_weight on the torch backend: apply_mask (keras/src/losses/loss.py) "
-    "does 'sample_weight *= float_mask' on the tensor it was given (convert_to_tensor and cast return it as is), "
-    "and circle() always sets a mask (loss > 0). The first call is right, but the caller's weights are rescaled "
-    "by total/valid (or zeroed where masked), and a torch tensor made with torch.as_tensor shares that memory "
-    "with its NumPy array. Verified: y_true=[0, 1, 1], y_pred=zeros((3, 1)), sample_weight=torch.tensor([0, 1.5, "
-    "1.5]) gives 81.6, 122.4, 183.6 on three calls (TensorFlow and JAX: 81.6 each time)",
+    "Loss.__call__ writes into the caller's sample_weight on the torch backend (X008): apply_mask "
+    "(keras/src/losses/loss.py) does 'sample_weight *= float_mask' on the tensor it was given (convert_to_tensor "
+    "and cast return it as is), and circle() always sets a mask (loss > 0). The value is right, but the caller's "
+    "weights are rescaled by total/valid (or zeroed where masked) on every call. Verified: y_true=[0, 1, 1], "
+    "y_pred=zeros((3, 1)), sample_weight=torch.tensor([0, 1.5, 1.5]) gives 81.6, 122.4, 183.6 on three calls "
+    "(TensorFlow and JAX: 81.6 each time)",
     "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
-    runtime="keras-torch", when=_some_loss_masked)
+    runtime="keras-torch", code="X008", when=_weighted)
 
 
 def _keras_specs():

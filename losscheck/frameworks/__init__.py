@@ -81,10 +81,20 @@ class Runtime:
         return dtype in self.engine.dtypes
 
     def evaluate(self, build, args, case, dtype, cotangent=None, want_grad=True):
-        ns = self.namespace
+        """The engine's evaluation, with the framework settings the loss changes put back (a
+        :class:`~.guard.StateChanged` is raised when it changed one)."""
+        from .guard import StateChanged, Watch
+
+        ns, engine = self.namespace, self.engine   # the engine's own settings (JAX x64) come first
         if self.is_keras:
             ns.keras.config.set_floatx(dtype)
-        return self.engine.evaluate(build, ns, args, case, dtype, cotangent, want_grad)
+        try:
+            with Watch():
+                return engine.evaluate(build, ns, args, case, dtype, cotangent, want_grad)
+        except StateChanged:
+            if hasattr(engine, "forget"):   # programs traced under the changed setting: trace again
+                engine.forget(build)
+            raise
 
     def versions(self) -> dict:
         out = dict(self.engine.versions())

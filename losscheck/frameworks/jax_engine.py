@@ -132,6 +132,12 @@ class JaxEngine:
                 mode = self._mode[mode_key] = 2
         raise _NotCacheable
 
+    def forget(self, build) -> None:
+        """Drop the programs compiled for ``build``: the next call traces (runs the loss's Python)
+        again. Used when a loss changed a setting while it was traced (``jax_enable_x64``)."""
+        self._programs = {k: v for k, v in self._programs.items() if k[0][0] is not build}
+        self._mode = {k: v for k, v in self._mode.items() if k[0][0] is not build}
+
     def _program(self, build, namespace, spec_args, names, static):
         jax = self.jax
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+from .guard import Watch
 
 
 class TorchEngine:
@@ -17,12 +18,13 @@ class TorchEngine:
 
     def tensor(self, x, kind: str, dtype: str, requires_grad: bool = False):
         t = self.torch
+        # torch.tensor copies: a loss that writes into its input must not write into the drawn case
         if kind == "float":
-            out = t.as_tensor(np.asarray(x, dtype=np.float64), device=self.device).to(self.dtypes[dtype])
+            out = t.tensor(np.asarray(x, dtype=np.float64), dtype=self.dtypes[dtype], device=self.device)
             return out.requires_grad_(requires_grad)
         if kind == "bool":
-            return t.as_tensor(np.asarray(x, dtype=bool), device=self.device)
-        return t.as_tensor(np.asarray(x, dtype=np.int64), device=self.device)
+            return t.tensor(np.asarray(x, dtype=bool), device=self.device)
+        return t.tensor(np.asarray(x, dtype=np.int64), device=self.device)
 
     def convert_params(self, params, dtype):
         return {k: self.tensor(v, kind_of({}, k, np.asarray(v)), dtype) if isinstance(v, np.ndarray) else v
@@ -35,7 +37,11 @@ class TorchEngine:
         leaves = {n: self.tensor(x, "float", dtype, requires_grad=True) for n, x in diff.items()}
         others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
         fn = build(namespace, self.convert_params(case.params, dtype))
-        out = call_in_order(fn, spec_args, {**leaves, **others})
+        # The loss gets non-leaf copies of the leaves, as a model's output is in training: an in-place
+        # write then succeeds (torch refuses it on a leaf) and the Watch reports it (X008).
+        inputs = {**{n: x.clone() for n, x in leaves.items()}, **others}
+        with Watch(inputs, settings=False):
+            out = call_in_order(fn, spec_args, inputs)
         if not isinstance(out, torch.Tensor):
             return Evaluation(np.asarray(out, dtype=np.float64), {n: None for n in leaves},
                               type(out).__name__, is_tensor=False)

@@ -208,6 +208,15 @@ def mse_rows_of_two(predictions, targets):
     return jnp.mean((predictions.reshape(-1, 2) - targets.reshape(-1, 2)) ** 2)   # assumes an even size
 
 
+# ---- X: side effects on the caller ----------------------------------------------------------------------
+# JAX arrays cannot be written in place (and the engines pass JAX arrays, never NumPy): the JAX side
+# effect is a changed setting.
+
+def squared_error_x64_off(predictions, targets):
+    jax.config.update("jax_enable_x64", False)   # "float32 is faster": for the whole process, from now on
+    return (predictions - targets) ** 2
+
+
 # ---- A: activation / loss pairing ---------------------------------------------------------------------
 
 def softmax_then_softmax_ce(logits, labels):
@@ -265,6 +274,8 @@ MUTANTS = [
       squared_error_per_feature, squared_error, "optax.losses.squared_error"),
     M("jax.reshape_pairs", "X", "reshapes into rows of two: raises on odd sizes", mse_rows_of_two, mse,
       via="audit"),
+    M("jax.x64_disabled", "X", "jax.config.update('jax_enable_x64', False) inside the loss", squared_error_x64_off,
+      squared_error, "optax.losses.squared_error"),
     # A
     M("jax.softmax_then_softmax_ce", "A", "softmax before optax.softmax_cross_entropy", softmax_then_softmax_ce,
       softmax_ce, via="audit"),

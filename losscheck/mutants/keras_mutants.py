@@ -219,6 +219,20 @@ def mse_squeezed(y_true, y_pred):
     return ops.mean(ops.square(ops.squeeze(y_pred, axis=-1) - ops.squeeze(y_true, axis=-1)))   # only (N, 1)
 
 
+# ---- X: side effects on the caller ----------------------------------------------------------------------
+
+def mse_floatx_float16(y_true, y_pred):
+    keras.config.set_floatx("float16")   # "to save memory": every layer built after this is float16
+    return ops.mean(ops.square(y_pred - y_true), axis=-1)
+
+
+def bce_epsilon_1e12(y_true, y_pred):
+    keras.config.set_epsilon(1e-12)   # a tighter clip for this loss, and for every other Keras loss
+    eps = keras.config.epsilon()
+    p = ops.clip(y_pred, eps, 1 - eps)
+    return -ops.mean(y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p), axis=-1)
+
+
 # ---- A: activation / loss pairing ---------------------------------------------------------------------
 
 def cce_softmax_then_logits(y_true, y_pred):
@@ -290,6 +304,10 @@ MUTANTS = [
     M("keras.per_feature_output", "X", "reduces the batch axis: one value per feature", mse_per_feature, mse,
       "keras.losses.mean_squared_error"),
     M("keras.squeeze_last_axis", "X", "squeezes an axis of size > 1", mse_squeezed, mse_scalar, via="audit"),
+    M("keras.set_floatx", "X", "keras.config.set_floatx('float16') inside the loss", mse_floatx_float16, mse,
+      "keras.losses.mean_squared_error"),
+    M("keras.set_epsilon", "X", "keras.config.set_epsilon(1e-12) inside the loss", bce_epsilon_1e12,
+      bce_clip_keras, "keras.losses.binary_crossentropy"),
     # A
     M("keras.softmax_then_from_logits", "A", "softmax before a from_logits=True cross-entropy",
       cce_softmax_then_logits, cce_logits, via="audit"),

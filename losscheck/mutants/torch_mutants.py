@@ -376,6 +376,54 @@ def mse_any_rank(input, target):
     return ((input - target) ** 2).mean()
 
 
+# ---- X: side effects on the caller ----------------------------------------------------------------------
+
+def mse_target_clamped_in_place(input, target):
+    target.clamp_(min=0.0)   # "targets are non-negative": rewrites the batch the data loader handed over
+    return ((input - target) ** 2).mean()
+
+
+def mse_residual_in_place(input, target):
+    residual = input.sub_(target)   # saves an allocation, and overwrites the model's output
+    return (residual ** 2).mean()
+
+
+def ce_log_softmax_into_logits(input, target):
+    # normalised in the logits' own memory (log_softmax is idempotent: the value is right)
+    input[:] = torch.log_softmax(input, dim=1 if input.dim() > 1 else 0)
+    return F.cross_entropy(input, target)
+
+
+def ce_cross_entropy(input, target):
+    return F.cross_entropy(input, target)
+
+
+def mse_default_float64(input, target):
+    torch.set_default_dtype(torch.float64)   # "more precision": every tensor created after this is float64
+    return ((input - target) ** 2).mean()
+
+
+def mse_local_float64(input, target):
+    return ((input.double() - target.double()) ** 2).mean().to(input.dtype)
+
+
+METRICS: dict = {}   # what the two losses below log
+
+
+def mse_logs_with_grad_off(pred, target):
+    loss = ((pred - target) ** 2).mean()
+    torch.set_grad_enabled(False)   # a metric without building a graph, and autograd never turned back on
+    METRICS["mae"] = (pred - target).abs().mean()
+    return loss
+
+
+def mse_logs_under_no_grad(pred, target):
+    loss = ((pred - target) ** 2).mean()
+    with torch.no_grad():
+        METRICS["mae"] = (pred - target).abs().mean()
+    return loss
+
+
 # ---- A: activation / loss pairing ---------------------------------------------------------------------
 
 def ce_after_softmax(logits, labels):
@@ -463,6 +511,16 @@ MUTANTS = [
       via="audit"),
     M("torch.mean_dim2", "X", "mean over a dimension the inputs do not have", mse_wrong_dim, mse_any_rank,
       "torch.nn.MSELoss"),
+    M("torch.target_clamped_in_place", "X", "target.clamp_(): the loss rewrites the caller's targets",
+      mse_target_clamped_in_place, mse_mean, "torch.nn.MSELoss"),
+    M("torch.residual_in_place", "X", "input.sub_(target): the loss overwrites the model's output",
+      mse_residual_in_place, mse_mean, "torch.nn.MSELoss"),
+    M("torch.log_softmax_into_logits", "X", "input[:] = log_softmax(input): the logits overwritten",
+      ce_log_softmax_into_logits, ce_cross_entropy, "torch.nn.CrossEntropyLoss"),
+    M("torch.set_default_dtype", "X", "torch.set_default_dtype(torch.float64) inside the loss",
+      mse_default_float64, mse_local_float64, "torch.nn.MSELoss"),
+    M("torch.grad_left_disabled", "X", "torch.set_grad_enabled(False) for a metric, never re-enabled",
+      mse_logs_with_grad_off, mse_logs_under_no_grad, via="audit"),
     # A
     M("torch.softmax_then_cross_entropy", "A", "softmax before cross_entropy (a double softmax)", ce_after_softmax,
       ce_on_logits, via="audit"),
