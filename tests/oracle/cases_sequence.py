@@ -47,6 +47,17 @@ def _torch(rng, impossible=False):
     return {"log_probs": lp}, dict(targets=targets, input_lengths=il, target_lengths=tl, **kw)
 
 
+def _torch_batch(rng):
+    """Several sequences of different label and input lengths in one batch (the oracle runs them
+    together, on lattices padded to the longest), empty label rows and unused frames included."""
+    t, n, c = int(rng.integers(3, 6)), int(rng.integers(4, 7)), int(rng.integers(2, 4))
+    lab = _labels(rng, n, 3, c, 0, repeats=False)
+    il = rng.integers(1, t + 1, size=n)
+    tl = _feasible_lengths(rng, lab, il)
+    return {"log_probs": _log_probs(rng, (t, n, c))}, dict(targets=lab, input_lengths=il, target_lengths=tl, blank=0,
+                                                          reduction="none")
+
+
 def _ctc(rng, lattice):
     b, t, c, s = int(rng.integers(1, 4)), int(rng.integers(1, 7)), int(rng.integers(2, 5)), int(rng.integers(1, 4))
     blank = int(rng.integers(0, c))
@@ -101,6 +112,7 @@ def _optax_loss(rng):
 CASES = [
     OracleCase("ctc_torch", Q.torch_ctc_loss, _torch, draws=10),
     OracleCase("ctc_torch_zero_infinity", Q.torch_ctc_loss, lambda rng: _torch(rng, impossible=True), draws=8),
+    OracleCase("ctc_torch_batch", Q.torch_ctc_loss, _torch_batch, draws=3),
     OracleCase("ctc_graves", Q.ctc_loss, lambda rng: _ctc(rng, "graves")),
     OracleCase("ctc_optax_lattice", Q.ctc_loss, lambda rng: _ctc(rng, "optax")),
     OracleCase("ctc_tensorflow_lattice", Q.ctc_loss, lambda rng: _ctc(rng, "tensorflow")),
