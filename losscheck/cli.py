@@ -6,6 +6,7 @@ failure, 2 could not run (bad usage, unknown id) with a one-line reason.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -55,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--json", metavar="PATH", help="write the results as JSON")
     ck.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
+    cm = sub.add_parser("compare", help="cross-framework matrix: the same inputs through every implementation of a loss")
+    cm.add_argument("ids", nargs="*", metavar="ID",
+                    help="catalog ids (default: every loss two or more frameworks implement; one id: it against "
+                         "every other implementation of its loss)")
+    cm.add_argument("--examples", type=int, default=20, help="examples per loss (default 20)")
+    cm.add_argument("--seed", type=int, default=0)
+    cm.add_argument("--dtype", action="append", choices=list(DTYPES), help="dtypes (default float64, float32)")
+    cm.add_argument("--runtime", action="append", help="only this runtime (repeatable): torch, jax, keras-jax, ...")
+    cm.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    cm.add_argument("--output", "-o", metavar="PATH", help="write to PATH instead of standard output")
+    cm.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")
+    cm.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
     from .nightly import add_parsers as add_nightly_parsers
 
     add_nightly_parsers(sub)  # nightly, merge, report
@@ -85,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_codes(args)
         if args.command == "compat":
             return cmd_compat(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "audit":
             from .audit.cli import run as cmd_audit
 
@@ -184,6 +200,37 @@ def cmd_compat(args) -> int:
         json_report.write(args.json, rows, versions=versions, seed=0, examples=1,
                           command=["losscheck", *sys.argv[1:]])
     return EXIT_FINDINGS if any(r["status"] in runner.FAILING for r in rows) else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    """Exit 0: every pair agrees or differs for a documented reason; 1: an unexplained disagreement."""
+    from . import compare
+    from .compare import render
+    from .frameworks import RUNTIMES
+    from .report import console, json_report
+
+    if args.examples < 1:
+        raise UsageError(f"--examples must be at least 1, got {args.examples}")
+    bad = set(args.runtime or ()) - set(RUNTIMES)
+    if bad:
+        raise UsageError(f"unknown runtime {sorted(bad)[0]!r}; expected one of {', '.join(RUNTIMES)}")
+    dtypes, runtimes = tuple(args.dtype or compare.DTYPES), set(args.runtime or ()) or None
+    try:
+        groups, _ = compare.selection(args.ids or None)
+        with console.Progress(len(compare.plan(groups, dtypes, runtimes)), enabled=not args.quiet) as progress:
+            doc = compare.run(args.ids or None, examples=args.examples, seed=args.seed, dtypes=dtypes,
+                              runtimes=runtimes, jobs=args.jobs, on_row=progress.advance,
+                              command=["losscheck", *sys.argv[1:]])
+    except (KeyError, ValueError) as exc:
+        raise UsageError(exc.args[0]) from None
+    out = {"json": lambda d: json.dumps(d, indent=1, default=str) + "\n", "markdown": render.markdown,
+           "text": render.text}[args.format](doc)
+    if args.output:
+        json_report.write_atomic(args.output, out)
+        print(f"wrote {args.output}")
+    else:
+        print(out, end="")
+    return compare.exit_code(doc)
 
 
 def cmd_codes(args) -> int:

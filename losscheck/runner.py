@@ -90,6 +90,9 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     runtime = get_runtime(task.runtime, task.device)
     if task.property == "compat":
         return _run_compat(spec, runtime, row, started)
+    if task.property.startswith("compare:"):  # `losscheck compare`: one spec's members in one group
+        from .compare.worker import run_task
+        return run_task(spec, task, runtime, row, examples=examples, seed=seed, started=started)
     prop = PROPERTIES[task.property]
     stats = {"n": 0, "error": 0.0, "bound": None, "dev": None, "dev_abs": None, "dev_case": None, "xfail": None,
              "precision": None, "precision_case": None, "warn": None, "skipped": None, "observed": None}
@@ -104,6 +107,9 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
         try:
             m = prop(spec, case, task.dtype, runtime)
         except Finding as f:
+            if f.details.get("unsupported_dtype"):  # the framework has no kernel for this dtype: not a bug
+                stats["skipped"] = f"{task.runtime} does not support {task.dtype} here: {f.message}"
+                return
             if f.details.get("warn"):  # a measured behaviour worth knowing, not a failure
                 stats["warn"] = stats["warn"] or f
                 return

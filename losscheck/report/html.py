@@ -3,7 +3,8 @@
 
 Sections (stable ids): ``summary``, ``heatmap`` (loss x runtime, coloured by the worst status),
 ``errors`` (error distributions in eps units per dtype), ``devices`` (CPU vs GPU errors, when a GPU
-ran), ``matrix`` (the same oracle function checked on several runtimes), ``compat`` (activation/loss
+ran), ``matrix`` (the same oracle function checked on several runtimes, and the pairwise agreement
+table of a `losscheck compare` document), ``compat`` (activation/loss
 compatibility), ``deviations`` (known deviations and expected failures, with their explanation),
 ``failures`` (each with its smallest input and reproducer), ``trend`` (status counts across the
 runs in the history). Every string that comes from a row or the metadata is escaped.
@@ -279,14 +280,57 @@ def _devices(t: ResultTable) -> str:
     return f'<section id="devices"><h2>CPU vs GPU</h2>{body}</section>'
 
 
+#: the status colour of each `losscheck compare` verdict
+VERDICT_STATUS = {"implementation bug": "fail", "known issue": "xfail", "reduction differs": "deviation",
+                  "documented semantics differ": "deviation", "input conversion": "deviation",
+                  "documented precision": "deviation", "agree": "pass"}
+
+
 def _matrix(t: ResultTable) -> str:
     m = t.cross_framework()
-    if not len(m):
-        body = "<p>No oracle function was checked on more than one runtime.</p>"
-    else:
-        body = _legend() + _status_grid(m, caption="worst status per oracle function (framework semantics "
-                                                  "stripped) and runtime")
+    pairs = t.comparison()
+    parts = []
+    if len(m):
+        parts.append(_legend() + _status_grid(m, caption="worst status per oracle function (framework semantics "
+                                                         "stripped) and runtime"))
+    if pairs:
+        parts.append(_pairwise(t, pairs))
+    body = "".join(parts) or "<p>No oracle function was checked on more than one runtime.</p>"
     return f'<section id="matrix"><h2>Cross-framework matrix</h2>{body}</section>'
+
+
+def _pairwise(t: ResultTable, rows: list[dict]) -> str:
+    """The `losscheck compare` table: the same inputs through every pair of implementations."""
+    comparison = t.meta.get("comparison") or {}
+    counts = ", ".join(f"{esc(k)} {int(v)}" for k, v in (comparison.get("summary") or {}).items())
+    trs = []
+    for r in rows:
+        status = VERDICT_STATUS.get(r["verdict"], "error")
+        example = r.get("example") or {}
+        shown = ""
+        if example:
+            shown = (f"<details><summary>smallest input ({esc(r.get('kind'))})</summary><code>"
+                     f"{esc(_json({k: example.get(k) for k in ('inputs', 'params', 'a', 'b') if k in example}))}"
+                     "</code></details>")
+        trs.append(
+            f'<tr data-filter="{esc((r["group"] + " " + r["a"] + " " + r["b"]).lower())}"><td>{esc(r["group"])}</td>'
+            f"<td><code>{esc(r['a'])}</code></td><td><code>{esc(r['b'])}</code></td>"
+            f"<td>{esc('; '.join(r['runtimes']))}</td><td>{esc(', '.join(r['dtypes']))}</td>"
+            f'<td><span class="badge s-{esc(status)}">{esc(r["verdict"])}</span></td>'
+            f"<td>{int(r['disagree'])} / {int(r['examples'])}</td>"
+            f"<td>{_eps(r['value_eps'])} ({_eps(r['value_bound'])})</td>"
+            f"<td>{_eps(r['gradient_eps'])} ({_eps(r['gradient_bound'])})</td>"
+            f"<td>{esc(r.get('detail'))}{shown}</td></tr>")
+    return ("<h3>Pairwise agreement on common inputs (<code>losscheck compare</code>)</h3>"
+            f"<p>{esc(comparison.get('examples'))} examples per pair, seed {esc(comparison.get('seed'))}; "
+            f"pairs by verdict: {counts or '-'}. Errors in eps units (bound in parentheses); a verdict other than "
+            "agree gives the cause of the smallest disagreeing example.</p>"
+            '<p><input type="search" class="filter" data-target="pairwise-table" placeholder="filter pairs"'
+            ' aria-label="filter pairs"></p>'
+            "<div id='pairwise-table' class='scroll'><table class='data'><thead><tr><th>loss</th><th>implementation"
+            "</th><th>implementation</th><th>runtimes</th><th>dtypes</th><th>verdict</th><th>disagreeing examples"
+            "</th><th>value eps</th><th>gradient eps</th><th>cause</th></tr></thead>"
+            f"<tbody>{''.join(trs)}</tbody></table></div>")
 
 
 def _compat(t: ResultTable) -> str:

@@ -5,8 +5,9 @@ dtype x device) with the runner's row keys (status, code, error/bound in eps uni
 shape, ...) plus ``versions`` (the packages the row's runtime ran on) and ``change`` (what changed
 since the previous run, from the history), and the run's metadata (the JSON document without its
 results). Its helpers give each section of the reports: status counts, the loss x runtime heat
-map, error distributions per dtype, known deviations, failures, the cross-framework matrix, CPU vs
-GPU pairs, compatibility rows and the trend across nights.
+map, error distributions per dtype, known deviations, failures, the cross-framework matrix (and, for a
+`losscheck compare` document, its pairwise rows), CPU vs GPU pairs, compatibility rows and the trend
+across nights.
 
 pandas is imported when a table is built, never at import time.
 """
@@ -221,6 +222,12 @@ class ResultTable:
         cols = sorted(table.columns, key=lambda c: (_index(RUNTIME_ORDER, c), c))
         return table[cols]
 
+    def comparison(self) -> list[dict]:
+        """The pairwise rows of a `losscheck compare` document carried in the metadata
+        (``meta["comparison"]``), aggregated by :func:`aggregate_pairs`; [] when there is none."""
+        comparison = self.meta.get("comparison") or {}
+        return aggregate_pairs(comparison.get("pairs") or [])
+
     def devices(self) -> list[str]:
         return sorted(set(self.frame["device"])) if len(self.frame) else []
 
@@ -250,6 +257,57 @@ class ResultTable:
 
     def trend(self) -> list[dict]:
         return list(self.meta.get("trend") or [])
+
+
+#: causes of a cross-framework disagreement, most severe first (losscheck.compare.pairs.CAUSES)
+COMPARE_CAUSES = ("implementation bug", "known issue", "reduction differs", "documented semantics differ",
+                  "input conversion", "documented precision", "agree")
+
+
+def aggregate_pairs(pairs: Iterable[dict]) -> list[dict]:
+    """`losscheck compare` pairs aggregated by (loss group, member a, member b, verdict), most
+    severe verdict first: the runtime pairs and dtypes it holds for, examples compared, how many of
+    them disagree, the largest value and gradient errors and bounds (eps), and the explanation and
+    example of the smallest disagreement found (``detail``, ``example``; empty for agreeing pairs)."""
+    out: dict[tuple, dict] = {}
+    for p in pairs:
+        key = (p["group"], p["a"]["member"], p["b"]["member"], p["verdict"])
+        row = out.setdefault(key, {"group": key[0], "a": key[1], "b": key[2], "verdict": key[3], "runtimes": [],
+                                   "dtypes": [], "pairs": 0, "examples": 0, "disagree": 0, "value_eps": 0.0,
+                                   "gradient_eps": 0.0, "value_bound": 0.0, "gradient_bound": 0.0,
+                                   "detail": "", "example": None, "kind": "", "_size": None})
+        rt = f"{p['a']['runtime']} vs {p['b']['runtime']}"
+        if rt not in row["runtimes"]:
+            row["runtimes"].append(rt)
+        if p["dtype"] not in row["dtypes"]:
+            row["dtypes"].append(p["dtype"])
+        row["pairs"] += 1
+        row["examples"] += int(p.get("examples") or 0)
+        for kind in ("value", "gradient"):
+            part = p.get(kind) or {}
+            row[f"{kind}_eps"] = max(row[f"{kind}_eps"], float(part.get("max_error_eps") or 0.0))
+            row[f"{kind}_bound"] = max(row[f"{kind}_bound"], float(part.get("bound_eps") or 0.0))
+        found = [f for f in p.get("findings", []) if f["cause"] == p["verdict"]]
+        row["disagree"] += max((f["count"] for f in found), default=0)
+        for f in found:
+            size = _example_size(f.get("example"))
+            if row["_size"] is None or size < row["_size"]:
+                row.update(_size=size, detail=f.get("detail", ""), example=f.get("example"), kind=f["kind"])
+    rows = list(out.values())
+    for r in rows:
+        r.pop("_size")
+    order = {c: i for i, c in enumerate(COMPARE_CAUSES)}
+    return sorted(rows, key=lambda r: (order.get(r["verdict"], len(order)), r["group"], r["a"], r["b"]))
+
+
+def _example_size(example) -> tuple:
+    """(elements, index) of an example's inputs: smaller is simpler."""
+    if not example:
+        return (0, 0)
+
+    def count(x):
+        return sum(count(v) for v in x) if isinstance(x, list) else 1
+    return (sum(count(v) for v in (example.get("inputs") or {}).values()), example.get("index", 0))
 
 
 def _is_finite(x) -> bool:
