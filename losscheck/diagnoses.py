@@ -1,7 +1,7 @@
 """Stable diagnosis codes. The first letter is the family:
 
 V value, G gradient, B batch handling, A activation/loss compatibility, N numerics,
-D dtype/device, P performance, X execution (crash, hang, wrong output shape).
+D dtype/device, P performance, X execution (crash, hang, wrong output shape, side effects).
 
 Codes are never renumbered or reused; a retired code stays listed with ``retired=True``.
 The README's table of codes is generated from this registry (``losscheck codes``).
@@ -113,6 +113,10 @@ _CODES = [
     Code("D003", "context tensor on another device",
          "A context tensor held by the loss stays on the CPU while the inputs are on the GPU: the loss raises or "
          "copies every call (register it as a buffer so .to(device) moves it)."),
+    Code("D004", "overflows or underflows in half precision",
+         "In float16 or bfloat16 the loss or its gradient is NaN or Inf where the exact result is representable "
+         "in that dtype: a constant underflows (an epsilon of 1e-8 or 1e-12 is 0 in float16) or an intermediate "
+         "overflows (float16 ends at 65504)."),
     Code("P001", "work grows faster than linearly with the batch",
          "The operations one call records (autograd nodes, jaxpr equations, graph operations; its time when it "
          "cannot be traced) grow as N^k with k well above 1: a Python loop over pairs of samples. The measured "
@@ -135,6 +139,14 @@ _CODES = [
     Code("X007", "exceeded the memory limit",
          "Calling the loss allocated more memory than the limit the audit sets (a memory bomb, or an (N, N) "
          "intermediate that explodes with the batch size)."),
+    Code("X008", "mutated its inputs in place",
+         "The loss wrote into a tensor it was given (clamp_, sub_, an indexed assignment): the caller's "
+         "predictions or targets change, whatever value the loss returns. The input and the number of "
+         "changed elements are reported."),
+    Code("X009", "changed global state",
+         "The loss changed a process-wide framework setting (torch default dtype or grad mode, Keras floatx or "
+         "epsilon, jax_enable_x64): everything computed after it changes. The setting, its value before and "
+         "after, are reported; losscheck restores it so the other checks are unaffected."),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

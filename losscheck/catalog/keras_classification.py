@@ -165,7 +165,12 @@ def _bce(exact=False):
         kw = dict(label_smoothing=p["label_smoothing"], axis=p["axis"], **reduce_kw)
         if p["from_logits"]:
             return C.binary_cross_entropy_with_logits(x, y, **kw)
-        return C.binary_cross_entropy(x, y, clip_eps=None if exact else bounds(case), **kw)
+        if exact:
+            return C.binary_cross_entropy(x, y, **kw)
+        # the torch backend clips, then calls torch's binary_cross_entropy, whose log clamp at -100 acts
+        # where the clip cannot: in float16 and bfloat16 the bound 1 - 1e-7 rounds to 1
+        clamp = {"log_clamp": -100.0} if backend(case) == "torch" else {}
+        return C.binary_cross_entropy(x, y, clip_eps=bounds(case), **clamp, **kw)
     return keras_names(oracle)
 
 
@@ -310,6 +315,23 @@ FOCAL_BASE_CANCELLED = Expected(
     SRC, property="gradient", when=_focal_base_cancelled)
 
 
+
+def _probability_rounds_to_0_or_1(case, dtype) -> bool:
+    if dtype not in ("float16", "bfloat16"):
+        return False
+    x = np.asarray(case.inputs["y_pred"], dtype=np.float64)
+    p = round_to(dtype, sigmoid(x)) if case.params["from_logits"] else x
+    return bool(np.any((p == 0) | (p == 1)))
+
+
+FOCAL_TORCH_LOG_CLAMP_IN_HALF = Expected(
+    "in float16 and bfloat16 the clip bound 1 - 1e-7 rounds to 1, so a probability of 1 is not clipped; the torch "
+    "backend then computes the bce with torch's binary_cross_entropy, which clamps each log at -100: the "
+    "loss is 100-sized where the documented clip (and TensorFlow and jax) give inf. Verified: "
+    "binary_focal_crossentropy(y_true=[0], y_pred=[1], gamma=2) in float16 on keras-torch is 100",
+    "https://github.com/keras-team/keras/blob/master/keras/src/backend/torch/nn.py",
+    property="value", runtime="keras-torch", when=_probability_rounds_to_0_or_1)
+
 def _smoothed_labels_off_simplex(case, dtype) -> bool:
     """Label smoothing along a class axis that is not the last: Keras divides by the size of the last
     axis, so the smoothed labels no longer sum to 1 along the class axis."""
@@ -331,24 +353,19 @@ TF_SOFTMAX_CE_GRADIENT = Expected(
     property="gradient", runtime="keras-tensorflow", when=lambda c, d: _smoothed_labels_off_simplex(c, d))
 
 
-def _mask_rescales_weights(case, dtype) -> bool:
-    p, sw = case.params, case.inputs.get("sample_weight")
-    if sw is None or p["ignore_class"] is None or p.get("reduction", "sum_over_batch_size") not in (
-            "sum_over_batch_size", "mean"):
-        return False
-    valid = C.sparse_valid_mask(case.inputs["y_true"], p["ignore_class"])
-    return bool(valid.any() and not valid.all())
+def _weighted_and_masked(case, dtype) -> bool:
+    return case.inputs.get("sample_weight") is not None and case.params["ignore_class"] is not None
 
 
 TORCH_SAMPLE_WEIGHT_IN_PLACE = Expected(
-    "on the torch backend Loss.__call__ multiplies the caller's sample_weight tensor in place by the "
+    "on the torch backend Loss.__call__ multiplies the caller's sample_weight tensor in place (X008) by the "
     "ignore_class mask weights (apply_mask: sample_weight *= float_mask, with total / valid on the valid "
     "entries for sum_over_batch_size and mean) when it already has the loss dtype: the returned loss is right, "
     "the caller's weights are not (verified in float64: two calls with the same sample_weight tensor [1, 0], "
-    "labels [0, -1], ignore_class=-1 return 0.693 then 1.386, and the tensor becomes [2, 0], then [4, 0]); the "
-    "check sees it as a value computed from other weights",
+    "labels [0, -1], ignore_class=-1 return 0.693 then 1.386, and the tensor becomes [2, 0], then [4, 0]); "
+    "with every label valid it still writes (a factor of 1)",
     "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
-    property="value", dtype="float64", runtime="keras-torch", when=_mask_rescales_weights)
+    runtime="keras-torch", code="X008", when=_weighted_and_masked)
 
 
 def _classes_not_last(case, dtype) -> bool:
@@ -451,7 +468,7 @@ SPECS = [
                  space={"apply_class_balancing": [False, True], "alpha": ALPHA, "gamma": GAMMA,
                         "from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0]},
                  inputs=_binary_inputs, oracle=_binary_focal(), exact=_binary_focal(exact=True),
-                 expected=(FOCAL_BASE, FOCAL_BASE_CANCELLED),
+                 expected=(FOCAL_BASE, FOCAL_BASE_CANCELLED, FOCAL_TORCH_LOG_CLAMP_IN_HALF),
                  deviation=Deviation(CLIP.summary + " (with from_logits=True on jax and torch only: TensorFlow "
                                      "computes the bce from the logits)", DOCS),
                  **KERAS_ARGS, family="classification",

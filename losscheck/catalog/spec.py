@@ -130,7 +130,7 @@ class LossSpec:
     expected: tuple[Expected, ...] = ()
     deviation: Deviation | None = None
     swappable: tuple[str, str] | None = None  # (prediction arg, target arg) of a non-symmetric loss
-    dtypes: tuple[str, ...] = ("float64", "float32")
+    dtypes: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
     precision: tuple[Precision, ...] = ()
     # batch handling (properties/batch.py)
     batch_axes: Mapping[str, int] = field(default_factory=dict)  # per argument; default 0

@@ -1,12 +1,14 @@
 """What properties share: findings, measurements, rounding a case to the tested dtype."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..catalog.spec import Case
+from ..frameworks.guard import Hostile
 from ..tolerance import round_to
 
 
@@ -47,15 +49,42 @@ def rounded(case: Case, dtype: str, runtime: str | None = None) -> Case:
 
 
 def evaluate(spec, runtime, case, dtype, cotangent=None, want_grad=False):
-    """Call the framework; any exception from the loss becomes an X001 finding."""
+    """Call the framework; any exception from the loss becomes an X001 finding, an input it wrote
+    into an X008 one, a framework setting it changed (and the runtime put back) an X009 one."""
     try:
         return runtime.evaluate(spec.call, spec.args, case, dtype, cotangent, want_grad)
     except Finding:
         raise
+    except Hostile as exc:
+        raise Finding(exc.code, exc.message, case=case, details=exc.details) from exc
     except Exception as exc:  # the loss under test raised: that is the finding
         msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise Finding("X001", f"{type(exc).__name__}: {msg}", case=case,
-                      details={"exception": type(exc).__name__}) from exc
+        details = {"exception": type(exc).__name__}
+        if dtype in HALF and _UNSUPPORTED.search(str(exc)):
+            details["unsupported_dtype"] = True   # the runner reports the check as skipped, with the message
+        raise Finding("X001", f"{type(exc).__name__}: {msg}", case=case, details=details) from exc
+
+
+HALF = ("float16", "bfloat16")
+#: how the frameworks say they have no kernel for a dtype (torch, TensorFlow, XLA)
+_UNSUPPORTED = re.compile(r"not implemented for '(Half|BFloat16)'|DT_(HALF|BFLOAT16)|"
+                          r"(half|bfloat16|float16) is not (in the list of allowed values|supported)", re.I)
+
+
+def representable(x, dtype: str) -> np.ndarray:
+    """Where a finite float64 result stays finite when rounded to ``dtype`` (float16 ends at 65504):
+    where it does not, the framework's infinity of the right sign is the correctly rounded answer."""
+    x = np.asarray(x, dtype=np.float64)
+    return ~np.isfinite(x) | np.isfinite(round_to(dtype, x))
+
+
+def round_overflow(x, dtype: str, actual) -> np.ndarray:
+    """``x`` with the finite values that overflow ``dtype`` replaced by the infinity they round to,
+    where the framework returned an infinity (a framework that computes a float16 loss in float32 and
+    returns it so is compared with the finite value)."""
+    x = np.asarray(x, dtype=np.float64)
+    inf = np.isinf(np.asarray(actual, dtype=np.float64)) & ~representable(x, dtype)
+    return np.where(inf, np.sign(x) * np.inf, x)
 
 
 def n_terms(case: Case) -> int:

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerance import EPS, value_error
-from .common import Finding
+from .common import HALF, Finding
+
+
+#: the finite range of the half-precision dtypes, as a cause names it
+_RANGE = {"float16": "float16 spans 6e-8 (subnormal) to 65504", "bfloat16": "bfloat16 spans 9e-41 to 3.4e38 "
+          "with 8 significant bits"}
 
 
 def _fmt(x) -> str:
@@ -41,6 +46,9 @@ def explain_value(spec, case, actual, ref, dtype, error, bound) -> Finding:
     kw = dict(error=error, bound=bound, case=case)
 
     if np.any(np.isfinite(expected) & ~np.isfinite(actual)):
+        if dtype in HALF:
+            return Finding("D004", f"non-finite loss in {dtype} where the exact value is representable "
+                           f"({_RANGE[dtype]}): a constant underflows or an intermediate overflows; {base}", **kw)
         return Finding("N001", f"non-finite loss where the exact loss is finite: {base}", **kw)
 
     finite = np.isfinite(expected) & np.isfinite(actual) & (np.abs(expected) > 0)
@@ -99,6 +107,10 @@ def explain_gradient(spec, case, arg, g, r, mags, skip, dtype, error, bound, val
     base = f"error {error:,.0f} eps, bound {bound:,.0f} eps"
     kw = dict(error=error, bound=bound, case=case, details={"input": name})
     if np.any(keep & ~np.isfinite(g)):
+        if dtype in HALF:
+            return Finding("D004", f"non-finite gradient for {name!r} in {dtype} where the exact one is "
+                           f"representable ({_RANGE[dtype]}): a constant underflows or an intermediate "
+                           f"overflows; {base}", **kw)
         return Finding("N003", f"non-finite gradient for {name!r} where the oracle's is finite; {base}", **kw)
     live = keep & (np.abs(r) > 0)
     if live.any() and np.all(g[keep] == 0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerance import VALUE_BOUND, value_error
-from .common import Finding, Measurement, evaluate, n_terms, rounded, within_declared_precision
+from .common import Finding, Measurement, evaluate, n_terms, round_overflow, rounded, within_declared_precision
 from .explain import explain_value
 
 NAME = "value"
@@ -18,7 +18,7 @@ def check(spec, case, dtype, runtime) -> Measurement:
     if ev.value.shape != np.shape(ref.value):
         raise Finding("X002", f"returned shape {ev.value.shape}, the documented result has shape "
                       f"{np.shape(ref.value)}", case=case)
-    err = value_error(ev.value, ref.value, ref.scale, dtype)
+    err = value_error(ev.value, round_overflow(ref.value, dtype, ev.value), ref.scale, dtype)
     worst = float(np.nanmax(err)) if np.any(~np.isnan(err)) else 0.0
     precision = None
     if worst > bound:

@@ -1,0 +1,84 @@
+"""float16 and bfloat16: a constant that underflows is a D004 finding, its representable twin passes;
+a result beyond the dtype's range rounds to infinity (no finding); a missing kernel is a skip."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from losscheck import catalog
+from losscheck.catalog.build import drawer
+from losscheck.catalog.inputs import pair
+from losscheck.catalog.spec import Arg, LossSpec
+from losscheck.properties.common import representable, round_overflow
+from losscheck.reference._core import finish
+from losscheck.runner import Task, run_check
+from losscheck.tolerance import round_to
+
+torch = pytest.importorskip("torch")
+
+
+def test_bfloat16_rounding_keeps_zero_dimensional_arrays():
+    assert round_to("bfloat16", np.float64(3.0)).shape == ()
+    assert round_to("bfloat16", np.array([1.0 + 2 ** -9])).tolist() == [1.0]
+
+
+def test_results_beyond_the_dtype_round_to_infinity():
+    x = np.array([65520.0, -1e9, 1.0, np.nan])
+    assert representable(x, "float16").tolist() == [False, False, True, True]
+    assert round_overflow(x, "float16", np.full(4, np.inf))[:3].tolist() == [np.inf, -np.inf, 1.0]
+    assert round_overflow(x, "float16", x)[:3].tolist() == [65520.0, -1e9, 1.0]  # returned in float32
+    assert representable(np.array([1e9]), "bfloat16").all()
+
+
+def _log_loss(eps):
+    """mean(log(input + eps)) - the 'add an epsilon before the log' idiom."""
+    def call(ns, params):
+        return lambda input, target: (ns.torch.log(input + eps) * target).mean()
+    return call
+
+
+def _spec(eps):
+    def oracle(case):
+        x, t = case.inputs["input"], case.inputs["target"]
+        terms = np.log(x + eps) * t
+        return finish(terms, np.abs(terms) + np.abs(t),
+                      lambda g: {"predictions": g * t / (x + eps), "targets": g * np.log(x + eps)}, "mean")
+
+    return LossSpec(id=f"planted.log_eps_{eps:g}", framework="torch", family="planted", reference="-",
+                    args=(Arg("input", "predictions"), Arg("target", "targets")),
+                    draw=drawer({}, pair("input", "target", "nonnegative", "unit")), call=_log_loss(eps),
+                    oracle=oracle)
+
+
+@pytest.mark.parametrize("prop", ["value", "gradient"])
+def test_an_epsilon_that_underflows_in_float16_is_d004(prop):
+    row = run_check(_spec(1e-8), Task("planted", "torch", prop, "float16"), examples=25, seed=0)
+    assert (row["status"], row["code"]) == ("fail", "D004"), row["message"]
+    assert "float16" in row["message"] and row["input"]["input"] == [0.0]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_representable_epsilon_passes(dtype):
+    for prop in ("value", "gradient"):
+        row = run_check(_spec(1e-3), Task("planted", "torch", prop, dtype), examples=25, seed=0)
+        assert row["status"] == "pass", row["message"]
+
+
+def test_the_same_underflow_in_float32_is_numerics_not_dtype():
+    row = run_check(_spec(1e-50), Task("planted", "torch", "value", "float32"), examples=25, seed=0)
+    assert (row["status"], row["code"]) == ("fail", "N001"), row["message"]
+
+
+def test_a_missing_half_kernel_is_a_skip_with_the_framework_message():
+    spec = catalog.get("torch.nn.MultiMarginLoss")
+    row = run_check(spec, Task(spec.id, "torch", "value", "float16"), examples=5, seed=0)
+    assert row["status"] == "skip" and "not implemented for 'Half'" in row["reason"]
+
+
+def test_catalog_half_precision_passes_on_ordinary_losses():
+    for loss in ("torch.nn.MSELoss", "torch.nn.CrossEntropyLoss"):
+        spec = catalog.get(loss)
+        for dtype in ("float16", "bfloat16"):
+            for prop in ("value", "gradient"):
+                row = run_check(spec, Task(loss, "torch", prop, dtype), examples=10, seed=0)
+                assert row["status"] == "pass", (loss, dtype, prop, row["message"])
