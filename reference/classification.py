@@ -115,12 +115,13 @@ def _softmax_parts(x, mask=None):
         m = np.where(np.isfinite(m_raw), m_raw, 0.0)
         e = np.exp(xm - m)
         k = np.argmax(xm, axis=-1)[..., None]
-        others = np.array(e, copy=True)
-        np.put_along_axis(others, k, 0.0, axis=-1)
-        log_s = np.where(np.isfinite(m_raw), np.log1p(np.sum(others, axis=-1, keepdims=True)),
-                         np.log(np.sum(e, axis=-1, keepdims=True)))
         s = np.sum(e, axis=-1, keepdims=True)
-        p = np.where(s > 0, e / np.where(s > 0, s, 1.0), 0.0)
+        e_k = np.take_along_axis(e, k, axis=-1)
+        np.put_along_axis(e, k, 0.0, axis=-1)          # the sum of the others, then the maximum back
+        others = np.sum(e, axis=-1, keepdims=True)
+        np.put_along_axis(e, k, e_k, axis=-1)
+        log_s = np.where(np.isfinite(m_raw), np.log1p(others), np.log(s))
+        p = e / s if np.all(s > 0) else np.where(s > 0, e / np.where(s > 0, s, 1.0), 0.0)
     return m, log_s, p
 
 
@@ -731,7 +732,9 @@ def _torch_layout(input):
     return x, cdim, np.moveaxis(x, cdim, -1)
 
 
-def _torch_index_target(target, xl, ignore_index):
+def _torch_index_target(target, xl, ignore_index, dense=True):
+    """``valid`` (not ignored), ``safe`` (the target, 0 where ignored) and, with ``dense``, its
+    one-hot of the input's (class-last) shape."""
     t = np.asarray(target).astype(np.int64)
     if t.shape != xl.shape[:-1]:
         raise ValueError(f"target shape {t.shape} does not match input {xl.shape[:-1]} (class dim removed)")
@@ -739,6 +742,8 @@ def _torch_index_target(target, xl, ignore_index):
     safe = np.where(valid, t, 0)
     if np.any((safe < 0) | (safe >= xl.shape[-1])):
         raise IndexError("target out of bounds")
+    if not dense:
+        return valid, safe, None
     onehot = np.zeros(xl.shape)
     np.put_along_axis(onehot, safe[..., None], 1.0, axis=-1)
     return valid, safe, onehot
@@ -816,6 +821,8 @@ def cross_entropy(input, target, *, weight=None, ignore_index: int = -100, label
             raise ValueError(f"torch reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
         return finish(terms, scale, vjp, reduction, local_grad_scale=gscale)
 
+    if ls == 0 and np.all(np.isfinite(w)):
+        return _torch_ce_target_column(xl, cdim, t, w, ignore_index, reduction)
     valid, safe, onehot = _torch_index_target(t, xl, ignore_index)
     m, log_s, p = _softmax_parts(xl)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -838,6 +845,44 @@ def cross_entropy(input, target, *, weight=None, ignore_index: int = -100, label
     def local_gscale(g):
         g_logp = _where0(coef != 0, np.asarray(g)[..., None] * np.abs(coef))
         return {"input": np.moveaxis(_softmax_vjp_scale(g_logp, p), -1, cdim)}
+
+    return _torch_reduce(terms, scale, local_vjp, reduction, total_weight, valid, local_gscale)
+
+
+def _torch_ce_target_column(xl, cdim, target, w, ignore_index, reduction):
+    """:func:`cross_entropy` with index targets and no label smoothing, on the target column alone:
+    per position ``c * (-log_softmax(x)[t])`` with ``c = w[t]`` (0 where ignored), its scale
+    ``|c| (|x[t]| + |m + log_s| + 1)`` (the summands of ``x[t] - logsumexp(x)``, and 1 for the
+    rounded sum inside the log) and the gradient ``g c (softmax(x) - onehot(t))``: the same numbers
+    as the dense form (every other class has a zero coefficient there), without (N, C) one-hot
+    and coefficient arrays. Finite ``w`` only (an infinite weight times a zero one-hot is NaN in
+    the dense form)."""
+    valid, safe, _ = _torch_index_target(target, xl, ignore_index, dense=False)
+    m, log_s, p = _softmax_parts(xl)
+    tgt = safe[..., None]
+    x_t = np.take_along_axis(xl, tgt, axis=-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        c = w[safe] * valid                            # d terms / d(-log_softmax[t])
+        nls = ((m - x_t) + log_s)[..., 0]
+        mag = (np.where(np.isfinite(x_t), np.abs(x_t), np.inf) + np.abs(m + log_s) + 1.0)[..., 0]
+        terms = _where0(c != 0, c * nls)
+        scale = _where0(c != 0, np.abs(c) * mag)
+    total_weight = float(np.sum(np.where(valid, w[safe], 0.0)))
+
+    def local_vjp(g):
+        # g c p - g c onehot: -log_softmax's VJP, g_logp - p sum(g_logp), for a one-column g_logp
+        with np.errstate(invalid="ignore"):
+            gc = _where0(c != 0, np.asarray(g) * c)[..., None]
+            gx = p * gc
+            np.put_along_axis(gx, tgt, np.take_along_axis(gx, tgt, axis=-1) - gc, axis=-1)
+        return {"input": np.moveaxis(gx, -1, cdim)}
+
+    def local_gscale(g):
+        a = _where0(c != 0, np.asarray(g) * np.abs(c))[..., None]
+        with np.errstate(invalid="ignore"):
+            gx = p * a
+            np.put_along_axis(gx, tgt, np.take_along_axis(gx, tgt, axis=-1) + a, axis=-1)
+        return {"input": np.moveaxis(gx, -1, cdim)}
 
     return _torch_reduce(terms, scale, local_vjp, reduction, total_weight, valid, local_gscale)
 
@@ -871,6 +916,12 @@ def nll_loss(input, target, *, weight=None, ignore_index: int = -100, reduction:
 
 
 # ---- focal losses --------------------------------------------------------------------------------
+
+def _logit(b: float) -> float:
+    """log(b / (1 - b)) of a clip bound; +-inf where rounding to a half dtype made the bound 0 or 1."""
+    with np.errstate(divide="ignore"):
+        return float(np.log(np.float64(b)) - np.log1p(-np.float64(b)))
+
 
 def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gamma: float = 2.0, alpha: float = 0.25,
                                apply_class_balancing: bool = False, label_smoothing: float = 0.0, clip_eps=None,
@@ -918,15 +969,15 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
             lo, hi = bounds
             below, above = p < lo, p > hi
             free = ~below & ~above
-            lp = np.where(below, math.log(lo), np.where(above, math.log(hi), lp_raw))
-            lq = np.where(below, math.log1p(-lo), np.where(above, math.log1p(-hi), lq_raw))
+            lp = np.where(below, np.log(lo), np.where(above, np.log(hi), lp_raw))
+            lq = np.where(below, np.log1p(-lo), np.where(above, np.log1p(-hi), lq_raw))  # -inf: 1 - 1e-7 is 1 in float16
         a, b = _where0(ys != 0, ys * lp), _where0(ys != 1, (1.0 - ys) * lq)
         bce = -(a + b)
         # rounding: 1 ulp of 1 in 1 - p; with logits, sigmoid's relative error in p becomes
         # p / (1 - p) ulps in log(1 - p) (Keras takes log(1 - sigmoid(x)))
         q_err = 1.0
-        if from_logits:
-            q_err = np.exp(zb if bounds is None else np.minimum(zb, math.log(hi / (1.0 - hi))))
+        if from_logits and bounds is not None:  # unclipped (TensorFlow) works from the logits: no 1 - p
+            q_err = np.exp(np.minimum(zb, _logit(hi)))
         bce_scale = np.abs(a) + np.abs(b) + np.abs(1.0 - ys) * q_err + np.abs(ys)
         u = ys * q + (1.0 - ys) * p                   # 1 - p_t
         f, df = _focal_power(u, gamma)
@@ -936,6 +987,9 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         # 1 - p_t rounds to eps-sized errors, moving f by |df| of them; u == 0 is exact (and df
         # infinite there for gamma < 1)
         scale = np.abs(wbal) * (f * bce_scale + _where0((df != 0) & (u != 0), np.abs(df) * np.abs(bce)))
+        if apply_class_balancing and ls != 0:
+            # smoothed labels are rounded: near 1, 1 - ys in the balancing weight is all rounding error
+            scale = scale + abs(dwbal) * np.abs(ys) * f * np.abs(bce)
 
         # d bce / dz where the clip is inactive: -ys/p + (1-ys)/(1-p), times dp/dz
         if from_logits:
@@ -948,10 +1002,18 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         dfz = _where0(df != 0, df * du * bce)
         dz = wbal * (dfz + f * dbce)
         dz_s = np.abs(wbal) * (np.abs(dfz) + f * dbce_s)
+        if from_logits:
+            # frameworks differentiate sigmoid as s (1 - s): 1 - s carries an absolute rounding error
+            # of eps, which is all of it when s rounds near 1 (x = 26: relative error 4e-5 in float64)
+            dz_s = dz_s + np.abs(wbal) * _where0(df != 0, np.abs(df * (1.0 - 2.0 * ys) * bce) * p)
         dfy = _where0(df != 0, df * (q - p) * bce)
         dy = dwbal * f * bce + wbal * (dfy + f * (lq - lp))
         # lq carries bce's rounding of log(1 - p) (q_err): the label gradient differences it with lp
         dy_s = abs(dwbal) * f * np.abs(bce) + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp) + q_err))
+        # 1 - p_t rounds to eps-sized errors (as in the value's scale), moving f by |df| of them
+        u_err = _where0((df != 0) & (u != 0), np.abs(df))
+        dy_s = dy_s + np.abs(wbal) * u_err * (np.abs(lq) + np.abs(lp))
+        dz_s = dz_s + np.abs(wbal) * u_err * dbce_s
 
     def vjp(g):
         with np.errstate(invalid="ignore"):
@@ -968,8 +1030,8 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
             lo, hi = bounds
             # also in p-space: sigmoid(z) rounded to the dtype can land exactly on a bound (sigmoid(16)
             # is 1 - 2**-23 in float32) and the clip then passes the gradient
-            kinks = {"output": np.minimum.reduce([rel_gap(zb, math.log(lo / (1 - lo))),
-                                                  rel_gap(zb, math.log(hi / (1 - hi))), _clip_gap(p, bounds)])}
+            kinks = {"output": np.minimum.reduce([rel_gap(zb, _logit(lo)),
+                                                  rel_gap(zb, _logit(hi)), _clip_gap(p, bounds)])}
         else:
             kinks = {"output": _clip_gap(zb, bounds)}
     return finish(terms, scale, vjp, reduction, kink_gap=kinks, local_grad_scale=gscale, **reduce_kw)
@@ -1028,7 +1090,7 @@ def categorical_focal_cross_entropy(output, labels, *, from_logits: bool = False
         f, df = _focal_power(cq, gamma)
         terms = np.sum(al * f * cce, axis=-1)
         cce_scale = _where0(live, np.abs(yl) * (np.abs(lq) + 1.0))
-        scale = np.sum(np.abs(al) * (f * cce_scale + _where0(df != 0, np.abs(df) * np.abs(cce))), axis=-1)
+        scale = np.sum(np.abs(al) * (f * cce_scale + _where0((df != 0) & (cq != 0), np.abs(df) * np.abs(cce))), axis=-1)
         # d/dqc of alpha f(1 - qc) (-y log qc): -alpha df cce - alpha f y / qc
         dq = _where0(free, -al * (_where0(df != 0, df * cce) + _where0(live, f * yl / qc)))
         dq_s = _where0(free, np.abs(al) * (_where0(df != 0, np.abs(df * cce)) + _where0(live, f * np.abs(yl) / qc)))
