@@ -328,14 +328,48 @@ def _check_in_worker(raw: dict, examples: int, seed: int) -> tuple[dict, dict]:
 
 
 def _run_group(group, tasks, examples, seed, workers, emit, versions, lock, deadline):
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """Run ``tasks`` in a pool of ``workers`` processes. A worker that dies (a segfault in a framework,
+    the out-of-memory killer) breaks the whole stdlib pool: the checks it took down are run again in a
+    fresh pool, and those that break it a second time run one per process, so only the check that
+    kills its process is reported (as an error) and the rest of the run goes on."""
+    from concurrent.futures.process import BrokenProcessPool
 
     from . import catalog
+
+    def failed(task, message):
+        row = _base_row(catalog.get(task.spec_id), task, seed, examples)
+        row.update(status="error", message=message[:500])
+        emit(row)
+
+    def record(row, vers):
+        with lock:
+            versions.update(vers)
+        emit(row)
+
+    broken, reason = _run_pool(group, tasks, examples, seed, workers, record, failed, deadline)
+    if broken and not reason:
+        broken, reason = _run_pool(group, broken, examples, seed, workers, record, failed, deadline)
+    for task in broken:   # a second break: one process per check finds the one that kills it
+        if reason:
+            failed(task, f"worker {group!r}: {reason}")
+            continue
+        again, reason = _run_pool(group, [task], examples, seed, 1, record, failed, deadline)
+        if again:
+            failed(task, f"worker {group!r} died while running this check, three times (a segmentation fault or "
+                         f"the out-of-memory killer in the framework): {BrokenProcessPool.__name__}")
+
+
+def _run_pool(group, tasks, examples, seed, workers, record, failed, deadline):
+    """One process pool over ``tasks``; returns (tasks lost to a broken pool, the reason the run
+    stopped early or "")."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(group,))
     pending = {pool.submit(_check_in_worker, asdict(t), examples, seed): t for t in tasks}
+    broken, reason = [], ""
     try:
         while pending:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -347,21 +381,17 @@ def _run_group(group, tasks, examples, seed, workers, emit, versions, lock, dead
                 task = pending.pop(fut)
                 try:
                     row, vers = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a crashed worker (segfault, out of memory)
-                    row = _base_row(catalog.get(task.spec_id), task, seed, examples)
-                    row.update(status="error", message=f"worker {group!r} failed: {type(exc).__name__}: {exc}"[:500])
+                except BrokenProcessPool:
+                    broken.append(task)
+                except Exception as exc:  # noqa: BLE001 - a result that could not be sent back
+                    failed(task, f"worker {group!r} failed: {type(exc).__name__}: {exc}")
                 else:
-                    with lock:
-                        versions.update(vers)
-                emit(row)
-        else:
-            reason = ""
+                    record(row, vers)
     finally:
         if pending:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.kill()  # stdlib pools cannot cancel a running call; the run is over for them
         pool.shutdown(wait=not pending, cancel_futures=True)
     for task in pending.values():
-        row = _base_row(catalog.get(task.spec_id), task, seed, examples)
-        row.update(status="error", message=f"worker {group!r}: {reason}")
-        emit(row)
+        failed(task, f"worker {group!r}: {reason}")
+    return broken, reason

@@ -66,3 +66,36 @@ def test_failures_exit_1_and_print_the_smallest_input(tmp_path):
                          env=env)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "V002" in out.stdout and "smallest input" in out.stdout and "reproduce: losscheck check" in out.stdout
+
+
+def test_a_check_that_kills_its_worker_is_reported_and_the_run_goes_on(tmp_path):
+    """A loss that segfaults its process (as a framework bug does) breaks the stdlib process pool; the
+    runner reruns the checks it took down, isolates the one that kills its process, and reports only it."""
+    pytest.importorskip("torch")
+    (tmp_path / "planted_crash.py").write_text(
+        "import ctypes\n"
+        "from losscheck.catalog.spec import Arg, LossSpec\n"
+        "from losscheck.catalog.build import drawer\n"
+        "from losscheck.catalog.inputs import pair\n"
+        "from losscheck.reference import regression as R\n"
+        "def spec(i, crash):\n"
+        "    def call(ns, p):\n"
+        "        def loss(input, target):\n"
+        "            if crash:\n"
+        "                ctypes.string_at(0)  # a segmentation fault\n"
+        "            return ((input - target) ** 2).mean()\n"
+        "        return loss\n"
+        "    return LossSpec(id=f'planted.mse_{i}', framework='torch', family='regression', reference='-',\n"
+        "        args=(Arg('input', 'predictions'), Arg('target', 'targets')), draw=drawer({}, pair('input', 'target')),\n"
+        "        call=call, oracle=lambda c: R.squared_error(c.inputs['input'], c.inputs['target'], reduction='mean'))\n"
+        "SPECS = [spec(i, crash=(i == 2)) for i in range(5)]\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "LOSSCHECK_CATALOG": "planted_crash"}
+    report = tmp_path / "r.json"
+    ids = [f"planted.mse_{i}" for i in range(5)]
+    out = subprocess.run([sys.executable, "-m", "losscheck.cli", "check", *ids, "--examples", "3", "-q", "-j", "2",
+                          "--property", "value", "--dtype", "float64", "--json", str(report)],
+                         capture_output=True, text=True, timeout=600, env=env)
+    rows = {r["id"]: r for r in json.loads(report.read_text())["results"]}
+    assert rows["planted.mse_2"]["status"] == "error" and "died" in rows["planted.mse_2"]["message"]
+    assert all(rows[i]["status"] == "pass" for i in ids if i != "planted.mse_2"), rows
+    assert out.returncode == 1
