@@ -75,3 +75,32 @@ def test_specs_without_a_declared_batch_layout_are_skipped():
     spec = spec_of("planted.undeclared", mean, "mean")
     spec = LossSpec(**{**spec.__dict__, "pair": None})
     assert check(spec, "batch")["status"] == "skip"
+
+
+#: spec id -> why the batch property cannot judge it (none today: every catalog entry declares a layout)
+LAYOUT_EXEMPT: dict[str, str] = {}
+
+
+def test_every_catalog_spec_declares_its_batch_layout():
+    """A new spec must say where its batch is (pair, batch_axes, pools_batch or batch_layout), or be
+    exempt here with a reason; otherwise the batch property silently skips it."""
+    from losscheck import catalog
+    from losscheck.properties.batch import declares_layout
+
+    missing = sorted(s.id for s in catalog.all_specs() if not declares_layout(s) and s.id not in LAYOUT_EXEMPT)
+    assert not missing, f"{len(missing)} specs declare no batch layout: {', '.join(missing)}"
+
+
+def test_unbatched_class_input_is_not_tiled():
+    """torch's (C,) input with a 0-d target has no batch axis: its class axis must not be tiled."""
+    import numpy as np
+
+    from losscheck import catalog
+    from losscheck.catalog.spec import Case
+    from losscheck.properties.batch import batch_axes, tile
+
+    spec = catalog.get("torch.nn.CrossEntropyLoss")
+    flat = Case({"input": np.zeros(3), "target": np.array(1.0)}, {"ignore_index": -100, "label_smoothing": 0.0})
+    assert batch_axes(spec, flat) is None
+    batched = Case({"input": np.zeros((2, 3, 4)), "target": np.zeros((2, 4))}, dict(flat.params))
+    assert tile(spec, batched, 2).shape == {"input": (4, 3, 4), "target": (4, 4)}

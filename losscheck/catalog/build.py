@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from hypothesis.strategies import SearchStrategy, sampled_from
 
-from .spec import Arg, Case, LossSpec, Precision
+from . import layouts
+from .spec import Arg, Case, Expected, LossSpec, Precision
 
 TORCH_REDUCTIONS = ("mean", "sum", "none")
 KERAS_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
@@ -101,6 +102,55 @@ KERAS_FLOAT64_IN_FLOAT32 = Precision(
     runtimes=("keras-jax", "keras-torch"))
 
 
+def _sample_weight_below_float32(case, dtype) -> bool:
+    w = case.inputs.get("sample_weight")
+    if w is None or dtype != "float64":
+        return False
+    w = np.abs(np.asarray(w, dtype=np.float64))
+    return bool(np.any((w > 0) & (w < np.finfo(np.float32).tiny)))
+
+
+#: Keras reduces float64 in float32 on its jax and torch backends (KERAS_FLOAT64_IN_FLOAT32): there a
+#: sample weight below float32's smallest normal is 0 or subnormal, and a batch of such samples has
+#: weight sum 0: divide_no_nan returns 0 where the float64 weighted mean is the samples' mean loss
+KERAS_TINY_SAMPLE_WEIGHT = tuple(Expected(
+    "Keras reduces float64 losses in float32 on the jax and torch backends: a sample weight below float32's "
+    "smallest normal (1.2e-38) flushes to 0 there, so a batch whose weights all do has weight sum 0 and "
+    "'mean_with_sample_weight' returns 0 (divide_no_nan) instead of the weighted mean. Verified: "
+    "CategoricalCrossentropy(reduction='mean_with_sample_weight')([[1, 0]], [[.5, .5]], sample_weight=[1.9e-113]) "
+    "in float64 is 0 on keras-torch, log 2 on keras-tensorflow",
+    "https://github.com/keras-team/keras/blob/master/keras/src/backend/common/dtypes.py",
+    runtime=rt, when=_sample_weight_below_float32) for rt in ("keras-jax", "keras-torch"))
+
+
+#: values this small make float32 subnormals in products with the loss's O(1) terms
+_NEAR_SUBNORMAL = float(np.finfo(np.float32).tiny) * 2.0 ** 24
+
+
+def _near_float32_subnormal(case, dtype) -> bool:
+    for v in (*case.inputs.values(), *case.params.values()):
+        if isinstance(v, (list, tuple, np.ndarray, float)) and not isinstance(v, bool):
+            try:
+                a = np.abs(np.asarray(v, dtype=np.float64))
+            except (TypeError, ValueError):
+                continue
+            if np.any((a > 0) & (a < _NEAR_SUBNORMAL)):
+                return True
+    return False
+
+
+#: TensorFlow (oneDNN/Eigen) and XLA on CPU flush subnormal results to zero
+KERAS_FLUSHES_SUBNORMALS = tuple(Expected(
+    "TensorFlow and XLA on CPU flush subnormal numbers to zero, and Keras computes float64 losses in float32 on "
+    "jax (and builds constants such as alpha in float32): an input, weight or parameter below about 2e-31 "
+    "makes float32 subnormals that become 0 (a zero loss or gradient where the exact one is tiny). Measured in "
+    "the 100,000-example soak: MeanAbsolutePercentageError with sample_weight 1.5e-39 (float32) gives 0; "
+    "cosine_similarity's d/dy_true at y_pred 2.2e-313 (float64, TensorFlow) is 0; "
+    "categorical_focal_crossentropy with alpha [1.4e-45, 0] in float64 is 0 (exact 9.7e-46)",
+    "https://github.com/jax-ml/jax/discussions/21932", runtime=rt, when=_near_float32_subnormal)
+    for rt in ("keras-tensorflow", "keras-jax"))
+
+
 def keras_twins(cls: str, function: str | None, *, space, fn_space=None, inputs, oracle, exact=None, family,
                 reference, y_true: str = "targets", y_pred: str = "predictions", sample_weight=True,
                 **extra) -> list[LossSpec]:
@@ -134,10 +184,14 @@ def keras_twins(cls: str, function: str | None, *, space, fn_space=None, inputs,
         return exact(case, keras_reduce(case.params.get("reduction", "sum_over_batch_size"), sw))
 
     extra["precision"] = (KERAS_FLOAT64_IN_FLOAT32, *extra.get("precision", ()))
+    if not extra.get("pools_batch"):
+        extra.setdefault("batch_layout", layouts.KERAS)
+    extra["expected"] = (*extra.get("expected", ()), *KERAS_FLUSHES_SUBNORMALS)
     common = dict(framework="keras", family=family, reference=reference, **extra)
+    cls_common = dict(common, expected=(*common.get("expected", ()), *(KERAS_TINY_SAMPLE_WEIGHT if sample_weight else ())))
     specs = [LossSpec(id=f"keras.losses.{cls}", args=tuple(cls_args), draw=drawer(cls_space, cls_inputs),
                       call=partial(_keras_class, cls), oracle=cls_oracle, exact=cls_exact if exact else None,
-                      params_doc=describe(cls_space), **common)]
+                      params_doc=describe(cls_space), **cls_common)]
     if function:
         fspace = space if fn_space is None else fn_space
         specs.append(LossSpec(id=f"keras.losses.{function}", args=tuple(args), draw=drawer(fspace, inputs),

@@ -14,6 +14,7 @@ from .. import strategies as S
 from ..reference import embedding as E
 from ..reference import ranking as Rk
 from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
+from . import layouts
 from .spec import Arg, Deviation, Expected
 
 DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -143,6 +144,10 @@ COSINE_STRAIGHT_THROUGH = Expected(
     property="gradient", when=_norm_below_floor)
 
 
+#: (N, D) embeddings, or one unbatched (D,)
+TORCH_TRIPLET = layouts.leading({"anchor": 2, "positive": 2, "negative": 2})
+
+
 def _with_distance_specs():
     specs = torch_twins(
         "TripletMarginWithDistanceLoss", "triplet_margin_with_distance_loss", args=TRIPLET,
@@ -153,7 +158,7 @@ def _with_distance_specs():
                             DOCS.format("TripletMarginWithDistanceLoss")),
         expected=(COSINE_STRAIGHT_THROUGH,),
         family="embedding", reference="embedding.triplet_margin", unbatched=True, lower_bound=0.0,
-        notes="distance_function is drawn by name: 'default' (None: pairwise_distance) or 'cosine' "
+        batch_layout=TORCH_TRIPLET, notes="distance_function is drawn by name: 'default' (None: pairwise_distance) or 'cosine' "
               "(lambda x, y: 1 - F.cosine_similarity(x, y, dim=-1), built in the call)")
     return [dataclasses.replace(s, call=partial(_with_distance_call, "class" if s.id.startswith("torch.nn.T")
                                                 else "functional")) for s in specs]
@@ -180,7 +185,8 @@ SPECS = [
         inputs=_triplet_inputs(), oracle=_triplet_oracle(), exact=_triplet_oracle(exact=True),
         deviation=Deviation("pairwise_distance adds eps to every component of the difference, ||a - p + eps||_p, "
                             "so identical embeddings are eps * D^(1/p) apart", DOCS.format("TripletMarginLoss")),
-        family="embedding", reference="embedding.triplet_margin(eps_shift=eps)", unbatched=True, lower_bound=0.0),
+        family="embedding", reference="embedding.triplet_margin(eps_shift=eps)", unbatched=True, lower_bound=0.0,
+        batch_layout=TORCH_TRIPLET),
     *_with_distance_specs(),
     *torch_twins(
         "MarginRankingLoss", "margin_ranking_loss", args=(Arg("input1"), Arg("input2"), Arg("target")),
@@ -188,7 +194,8 @@ SPECS = [
         inputs=_ranking_pair_inputs,
         oracle=lambda c: E.margin_ranking(c.inputs["input1"], c.inputs["input2"], c.inputs["target"],
                                           margin=c.params["margin"], reduction=_red(c)),
-        family="embedding", reference="embedding.margin_ranking", unbatched=True, lower_bound=0.0),
+        family="embedding", reference="embedding.margin_ranking", unbatched=True, lower_bound=0.0,
+        batch_layout=layouts.leading({"input1": 1, "input2": 1, "target": 1})),
     *torch_twins(
         "HingeEmbeddingLoss", "hinge_embedding_loss", args=(Arg("input"), Arg("target", differentiable=False)),
         space={**RED, "margin": st.one_of(st.sampled_from([1.0, 0.0]), st.floats(-1.0, 3.0))},
@@ -208,7 +215,7 @@ SPECS = [
         deviation=Deviation("1e-12 (a float32 constant) is added to each squared norm: a zero vector has cosine 0, "
                             "where the exact cosine is undefined", DOCS.format("CosineEmbeddingLoss")),
         family="embedding", reference="embedding.cosine_embedding(eps=float32(1e-12))", unbatched=True,
-        lower_bound=0.0),
+        lower_bound=0.0, batch_layout=layouts.leading({"input1": 2, "input2": 2, "target": 1})),
     *torch_twins(
         "SoftMarginLoss", "soft_margin_loss", args=(Arg("input"), Arg("target", differentiable=False)),
         space=RED, inputs=_soft_margin_inputs,
@@ -376,7 +383,8 @@ SPECS += [
                deviation=Deviation("eps is added to the sum of powers inside the root, (sum |d|^p + eps)^(1/p): "
                                    "identical embeddings are eps^(1/p) apart", OPTAX_DOCS),
                expected=(ODD_NORM_DEGREE,), family="embedding",
-               reference="embedding.triplet_margin(eps_root=eps)", lower_bound=0.0,
+               reference="embedding.triplet_margin(eps_root=eps)", lower_bound=0.0, unbatched=True,
+               batch_layout=layouts.reduced_axes(("anchors", "positives", "negatives")),
                notes="optax has no swap parameter"),
     optax_spec("ntxent", args=(Arg("embeddings"), Arg("labels", kind="int", differentiable=False)),
                space={"temperature": st.one_of(st.just(0.07), st.floats(0.05, 2.0))}, inputs=_ntxent_inputs,
@@ -387,6 +395,7 @@ SPECS += [
         optax_spec("ranking_softmax_loss", args=(Arg("logits"), Arg("labels"), Arg("weights")),
                    space={"reduce_fn": ["mean", "sum", None]}, inputs=_ranking_inputs, oracle=_ranking_oracle,
                    expected=(MASKED_WEIGHT_NAN,), family="ranking", reference="ranking.ranking_softmax",
+                   batch_layout=layouts.reduced_axes(("logits", "labels", "weights")),
                    notes="reduce_fn is drawn by name and bound to jnp.mean / jnp.sum / None in the call; "
                          "where= is a parameter, weights= a differentiable input"),
         call=_ranking_call),

@@ -22,6 +22,7 @@ from ..reference import margin as M
 from ..reference._core import sigmoid
 from ..tolerance import round_to
 from .build import KERAS_FLOAT64_IN_FLOAT32, clip_bounds, keras_twins
+from . import layouts
 from .spec import Arg, Deviation, Expected
 
 EPSILON = 1e-7  # keras.config.epsilon()
@@ -343,6 +344,34 @@ def _smoothed_labels_off_simplex(case, dtype) -> bool:
     return bool(np.any(np.abs(ys.sum(axis=p["axis"]) - 1) > 1e-12))
 
 
+def _mixes_label_forms(case, dtype) -> bool:
+    """Labels in {0, 1} beside -1 (or other values): whether Keras converts them depends on the batch."""
+    y = np.asarray(case.inputs["y_true"])
+    return bool(np.any((y == 0) | (y == 1))) and bool(np.any((y != 0) & (y != 1)))
+
+
+HINGE_BATCH_WIDE_CONVERSION = Expected(
+    "Keras converts {0, 1} labels to {-1, 1} only when every label of the batch is 0 or 1 (ops.all in "
+    "convert_binary_labels_to_hinge): one sample's label decides how the others are read and "
+    "differentiated (d/dy_true doubles under the conversion). Verified: squared_hinge([[-1], [1]], [[.5], [.5]]) "
+    "and squared_hinge([[1], [1]], [[.5], [.5]]) give sample 1 the same loss but d/dy_true[1] -0.5 vs -1.0 "
+    "(TensorFlow)", SRC, property="batch", code="B003", when=_mixes_label_forms)
+
+
+def _smoothing_along_a_class_axis_not_last(case, dtype) -> bool:
+    p = case.params
+    x = np.asarray(case.inputs["y_pred"])
+    return bool(p.get("label_smoothing")) and p.get("axis", -1) % x.ndim != x.ndim - 1
+
+
+SMOOTHING_BY_LAST_AXIS = Expected(
+    "Keras' categorical label smoothing divides by the size of the last axis whatever `axis` is: with the "
+    "class axis first the last axis is the batch, so a per-sample loss depends on the batch size. "
+    "Verified (TensorFlow): categorical_crossentropy([[1], [0]], [[.5], [.5]], label_smoothing=1, axis=0), one "
+    "sample, is 1.386; the same sample twice along the batch axis gives 0.693 each (all three backends fail "
+    "the tiling check alike)",
+    SRC, property="batch", when=_smoothing_along_a_class_axis_not_last)
+
 TF_SOFTMAX_CE_GRADIENT = Expected(
     "tf.nn.softmax_cross_entropy_with_logits' gradient is softmax - labels, the derivative only for labels that "
     "sum to 1 along the class axis; Keras' label smoothing divides by the size of the last axis whatever `axis` "
@@ -475,7 +504,7 @@ SPECS = [
                  reference="classification.binary_focal_cross_entropy"),
     *keras_twins("CategoricalCrossentropy", "categorical_crossentropy",
                  space={"from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0, 1]},
-                 inputs=_categorical_inputs, oracle=_cce(), exact=_cce(exact=True), expected=(TF_SOFTMAX_CE_GRADIENT,),
+                 inputs=_categorical_inputs, oracle=_cce(), exact=_cce(exact=True), expected=(TF_SOFTMAX_CE_GRADIENT, SMOOTHING_BY_LAST_AXIS),
                  deviation=Deviation("probabilities are renormalised to sum to 1, then clipped to [1e-7, 1 - 1e-7] "
                                      "before the logarithm", DOCS),
                  **KERAS_ARGS, family="classification",
@@ -494,16 +523,17 @@ SPECS = [
                "axis": st.one_of(st.just(-1), st.sampled_from([-1, 1]))},   # 1 is an xfail on TF and jax
         inputs=_sparse_inputs, oracle=_sparse(), exact=_sparse(exact=True), deviation=CLIP, **KERAS_ARGS,
         expected=(TORCH_SAMPLE_WEIGHT_IN_PLACE, *SPARSE_AXIS, *SPARSE_TRAILING_1),
-        family="classification", reference="classification.sparse_categorical_cross_entropy")),
+        family="classification", reference="classification.sparse_categorical_cross_entropy",
+        batch_layout=layouts.KERAS_SPARSE)),
     *keras_twins("KLDivergence", "kl_divergence", space={}, inputs=_kl_inputs, oracle=_kl(), exact=_kl(exact=True),
                  deviation=Deviation("both arguments are clipped to [1e-7, 1]: a zero y_true contributes "
                                      "1e-7 log(1e-7 / y_pred), a zero y_pred gives a finite loss", DOCS),
                  swappable=("y_true", "y_pred"), **KERAS_ARGS, family="divergence",
                  reference="divergence.kl_divergence_keras"),
     *keras_twins("Hinge", "hinge", space={}, inputs=_hinge_inputs, oracle=_hinge(False),
-                 **KERAS_ARGS, family="margin", reference="margin.hinge"),
+                 expected=(HINGE_BATCH_WIDE_CONVERSION,), **KERAS_ARGS, family="margin", reference="margin.hinge"),
     *keras_twins("SquaredHinge", "squared_hinge", space={}, inputs=_hinge_inputs, oracle=_hinge(True),
-                 **KERAS_ARGS, family="margin", reference="margin.hinge(squared=True)"),
+                 expected=(HINGE_BATCH_WIDE_CONVERSION,), **KERAS_ARGS, family="margin", reference="margin.hinge(squared=True)"),
     *keras_twins("CategoricalHinge", "categorical_hinge", space={}, inputs=_categorical_hinge_inputs,
                  oracle=_categorical_hinge, **KERAS_ARGS, family="margin", reference="margin.categorical_hinge"),
 ]

@@ -10,6 +10,8 @@ either way, so not drawn).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -18,6 +20,7 @@ from .. import strategies as S
 from ..reference import classification as C
 from ..reference import divergence as D
 from ..reference import margin as M
+from . import layouts
 from .build import optax_spec
 from .spec import Arg, Deviation, Expected
 from .when import flushed
@@ -281,24 +284,27 @@ FOCAL_HARD_LABEL_GRAD = Expected(
 
 
 
-def _masked_overflow(case, dtype):
-    where = _where_of(case)
-    if where is None or np.all(where):
-        return False
-    lp = np.broadcast_to(np.asarray(case.inputs["log_predictions"]), np.shape(where))
-    return bool(np.any(~np.asarray(where, dtype=bool) & (lp > np.log(np.finfo(_NP_DTYPES[dtype]).max))))
+def _masked_overflow(arg):
+    def when(case, dtype):
+        where = _where_of(case)
+        if where is None or np.all(where):
+            return False
+        x, w = np.broadcast_arrays(np.asarray(case.inputs[arg]), np.asarray(where, dtype=bool))
+        return bool(np.any(~w & (x > np.log(np.finfo(_NP_DTYPES[dtype]).max))))
+    return when
 
 
 _NP_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16, "bfloat16": np.float32}
 
-MASKED_OVERFLOW_GRAD_NAN = Expected(
-    "the gradient is NaN at an element outside `where` whose exp(log_predictions) overflows: jnp.sum(..., where=) "
+MASKED_OVERFLOW_GRAD_NAN, MASKED_TARGET_OVERFLOW_GRAD_NAN = (Expected(
+    "the gradient is NaN at an element outside `where` whose exp(" + arg + ") overflows: jnp.sum(..., where=) "
     "masks the value but its backward multiplies the zero cotangent by the overflowed inf (0 * inf, the jnp.where "
     "gradient trap); the masked element does not enter the loss, so its derivative is 0. Verified (jax 0.10.2, "
-    "optax 0.2.8, float64): log_predictions [1000, 0.5], targets [0, 0.3], where [F, T] gives value 0.8375 "
-    "(right) and gradients [nan, 1.3487] / [nan, -1.7040]",
+    "optax 0.2.8, float64, where [F, T]): generalized_kl_divergence(log_predictions [1000, 0.5], targets [0, 0.3]) "
+    "is 0.8375 (right) with gradients [nan, 1.3487] / [nan, -1.7040]; kl_divergence_with_log_targets("
+    "[-1e4, -0.5], log_targets [1000, -1.2]) is -0.2108 (right) with gradients [nan, -0.3012] / [nan, 0.0904]",
     "https://docs.jax.dev/en/latest/faq.html#gradients-contain-nan-where-using-where",
-    code="N003", when=_masked_overflow)
+    code="N003", when=_masked_overflow(arg)) for arg in ("log_predictions", "log_targets"))
 
 # ---- specs -------------------------------------------------------------------------------------
 
@@ -334,7 +340,7 @@ SPECS = [
                space={"axis": AXES + [None]}, inputs=_kl_inputs("log_targets", _log_targets),
                oracle=_kl(D.kl_divergence_with_log_targets, "log_targets"),
                swappable=("log_predictions", "log_targets"),
-               expected=(Expected("XLA on CPU flushes subnormal results to zero: exp(log_targets) below the "
+               expected=(MASKED_TARGET_OVERFLOW_GRAD_NAN, Expected("XLA on CPU flushes subnormal results to zero: exp(log_targets) below the "
                                   "smallest normal float32 (log_targets < -87.3) is 0, so its term is 0",
                                   "https://github.com/jax-ml/jax/discussions/21932", dtype="float32",
                                   when=lambda c, d: bool(np.any(np.exp(np.asarray(c.inputs["log_targets"]))
@@ -362,3 +368,25 @@ SPECS = [
                oracle=lambda c: M.multiclass_perceptron(c.inputs["scores"], c.inputs["labels"]),
                family="margin", reference="margin.multiclass_perceptron"),
 ]
+
+# ---- batch layouts: optax losses are unreduced, one loss per entry of the axes they do not reduce ----
+
+_ELEMENTWISE = dict(default=())
+LAYOUTS = {
+    "sigmoid_binary_cross_entropy": layouts.reduced_axes(("logits", "labels"), **_ELEMENTWISE),
+    "sigmoid_focal_loss": layouts.reduced_axes(("logits", "labels"), **_ELEMENTWISE),
+    "hinge_loss": layouts.reduced_axes(("predictor_outputs", "targets"), **_ELEMENTWISE),
+    "perceptron_loss": layouts.reduced_axes(("predictor_outputs", "targets"), **_ELEMENTWISE),
+    # softmax_cross_entropy inserts the class axes into a `where` of the batch shape; poly_loss does not
+    "softmax_cross_entropy": layouts.reduced_axes(("logits", "labels"), where_rest=True),
+    "poly_loss_cross_entropy": layouts.reduced_axes(("logits", "labels")),
+    "safe_softmax_cross_entropy": layouts.reduced_axes(("logits", "labels")),
+    "softmax_cross_entropy_with_integer_labels": layouts.reduced_axes(("logits",), ("labels",), where_rest=True),
+    "kl_divergence": layouts.reduced_axes(("log_predictions", "targets")),
+    "kl_divergence_with_log_targets": layouts.reduced_axes(("log_predictions", "log_targets")),
+    "generalized_kl_divergence": layouts.reduced_axes(("log_predictions", "targets")),
+    "convex_kl_divergence": layouts.reduced_axes(("log_predictions", "targets")),
+    "multiclass_hinge_loss": layouts.reduced_axes(("scores",), ("labels",)),
+    "multiclass_perceptron_loss": layouts.reduced_axes(("scores",), ("labels",)),
+}
+SPECS = [dataclasses.replace(s, batch_layout=LAYOUTS[s.id.rsplit(".", 1)[1]], unbatched=True) for s in SPECS]

@@ -1,12 +1,14 @@
 """optax.losses functions (no reduction: one value per element or per sample)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 from hypothesis import strategies as st
 
 from ..reference import regression as R
+from . import layouts
 from .build import optax_spec
 from .inputs import pair
 from .spec import Arg, Expected
@@ -102,3 +104,11 @@ SPECS = [
 from .optax_classification import SPECS as _CLASSIFICATION  # noqa: E402
 
 SPECS += _CLASSIFICATION
+
+# ---- batch layouts: elementwise, or one loss per vector along the last axis (cosine) ---------------
+
+_LAYOUTS = {"cosine_similarity": layouts.reduced_axes(("predictions", "targets")),
+            "cosine_distance": layouts.reduced_axes(("predictions", "targets"))}
+SPECS = [dataclasses.replace(s, unbatched=True, batch_layout=_LAYOUTS.get(
+    s.id.rsplit(".", 1)[1], layouts.reduced_axes(("predictions", "targets"), default=()))) if s.batch_layout is None
+    else s for s in SPECS]

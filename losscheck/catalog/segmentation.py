@@ -20,6 +20,7 @@ from ..reference import multimargin as MM
 from ..reference import segmentation as SG
 from ..tolerance import round_to
 from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
+from . import layouts
 from .spec import Arg, Deviation, Expected
 from .when import flushed
 
@@ -107,22 +108,27 @@ def _multilabel_soft(c):
 
 INT_TARGET = (Arg("input"), Arg("target", kind="int", differentiable=False))
 
+#: (N, C) rows of scores and targets, or one unbatched (C,) row; the class weight is per class
+ROWS = layouts.leading({"input": 2, "target": 2})
+
 TORCH_SPECS = [
     *torch_twins(
         "MultiMarginLoss", "multi_margin_loss", args=INT_TARGET,
         space={"reduction": TORCH_REDUCTIONS, "p": [1, 2],
                "margin": st.one_of(st.sampled_from([1.0, 0.0, 0.5]), st.floats(0.0, 4.0))},
         inputs=_multi_margin_inputs, oracle=_multi_margin, unbatched=True, family="multimargin",
+        batch_layout=layouts.leading({"input": 2}, axes={"target": 0}),
         reference="multimargin.multi_margin"),
     *torch_twins(
         "MultiLabelMarginLoss", "multilabel_margin_loss", args=INT_TARGET, space={"reduction": TORCH_REDUCTIONS},
         inputs=_multilabel_margin_inputs, oracle=_multilabel_margin, unbatched=True, family="multimargin",
+        batch_layout=ROWS,
         reference="multimargin.multilabel_margin",
         notes="targets: class indices, only the prefix before the first -1 counts"),
     *torch_twins(
         "MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss", args=(Arg("input"), Arg("target")),
         space={"reduction": TORCH_REDUCTIONS}, inputs=_multilabel_soft_inputs, oracle=_multilabel_soft,
-        unbatched=True, swappable=("input", "target"), family="multimargin",
+        unbatched=True, swappable=("input", "target"), family="multimargin", batch_layout=ROWS,
         reference="multimargin.multilabel_soft_margin"),
 ]
 
@@ -335,6 +341,8 @@ OPTAX_SPECS = [
                notes="reduction is over the classes; axis=None sums the spatial axes (all but the first and last)"),
     optax_spec("binary_dice_loss", args=OPTAX_ARGS, space={"smooth": SMOOTH, "apply_sigmoid": [True, False]},
                inputs=_binary_inputs, oracle=_binary_dice, expected=(BINARY_NO_SIGMOID_RAISES,),
+               # one sample per leading entry, reduced over the rest: a 1-D input is one sample
+               batch_layout=layouts.leading({"predictions": 2, "targets": 2}),
                family="segmentation", reference="segmentation.binary_dice_loss"),
     optax_spec("multiclass_generalized_dice_loss", args=OPTAX_ARGS,
                space={"smooth": SMOOTH, "apply_softmax": [True, False], "ignore_background": [False, True]},
@@ -347,7 +355,8 @@ OPTAX_SPECS = [
                deviation=Deviation("the class weights are 1 / (f^2 + 1e-7) for the class frequencies f (then "
                                    "normalised), not Sudre et al.'s 1 / f^2, which is infinite for a class absent "
                                    "from the targets", OPTAX_SRC),
-               pools_batch=True, family="segmentation", reference="segmentation.generalized_dice_loss",
+               pools_batch=True, batch_layout=layouts.leading({"predictions": 2, "targets": 2}),
+               family="segmentation", reference="segmentation.generalized_dice_loss",
                notes="the class weights depend on the targets and are differentiated"),
 ]
 

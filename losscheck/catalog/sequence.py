@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from .. import strategies as S
 from ..reference import sequence as Q
 from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
+from . import layouts
 from .spec import Arg, Deviation, Expected, Precision
 
 MAX_T, MAX_C, MAX_S, MAX_N = 8, 5, 4, 3
@@ -78,6 +79,20 @@ def _torch_oracle(c):
                             zero_infinity=c.params["zero_infinity"], log_softmax_grad=True)
 
 
+_TORCH_BATCHED = layouts.leading({"log_probs": 3, "targets": 2, "input_lengths": 1, "target_lengths": 1},
+                                 axes={"log_probs": 1})
+
+
+def _torch_layout(case):
+    """(T, N, C) log-probs with padded (N, S) targets; unbatched (T, C) takes 1-D targets in the
+    concatenated form, so a padded row is unbatched only where it is all label (length S)."""
+    out = _TORCH_BATCHED(case)
+    t, tl = case.inputs["targets"], case.inputs["target_lengths"]
+    if out is None and np.ndim(t) == 1 and np.size(t) != int(tl):
+        return f"unbatched 1-D targets are concatenated: {np.size(t)} labels against target_length {int(tl)}"
+    return out
+
+
 SPECS = [
     *torch_twins(
         "CTCLoss", "ctc_loss",
@@ -85,7 +100,10 @@ SPECS = [
               Arg("target_lengths", kind="int")),
         space={"reduction": TORCH_REDUCTIONS, "zero_infinity": [False, True]},
         inputs=_torch_inputs, oracle=_torch_oracle, family="sequence", reference="sequence.torch_ctc_loss",
-        lower_bound=0.0,  # no batch layout declared: concatenated and unbatched targets do not tile
+        lower_bound=0.0, unbatched=True,
+        # (T, N, C) log-probs; concatenated 1-D targets beside them do not tile (skipped), unbatched
+        # (T, C) with (S,) targets and 0-d lengths is the documented unbatched form
+        batch_layout=_torch_layout,
         notes=("Gradient convention (verified in float64 to 0.6 eps): torch's CTC backward returns "
                "exp(log_probs) * G - posterior * G, the gradient w.r.t. logits of loss(log_softmax(logits)) "
                "at logits = log_probs, not the derivative -posterior * G; the oracle binds "
@@ -156,6 +174,7 @@ SPECS += [_int_labels(s) for s in keras_twins(
     "CTC", "ctc", space={}, inputs=_keras_inputs, oracle=_keras_oracle, family="sequence",
     reference="sequence.keras_ctc", y_true="y_true", y_pred="y_pred", precision=(TF_FLOAT32,),
     lower_bound=0.0, expected=(TF_TINY_WEIGHTS,),
+    batch_layout=layouts.leading({"y_true": 2, "y_pred": 3, "sample_weight": 1}),
     notes=("Blank is 0; a row's label length is its count of non-zero labels; all frames are used. Where "
            "no alignment exists: keras-torch inf (NaN gradient), keras-jax optax's log_epsilon=-1e5 "
            "recursion, keras-tensorflow tf.nn.ctc_loss dense with log_0 = float32(log(1e-307)) in the "
@@ -203,15 +222,19 @@ def _forward_probs_call(ns, params):
 
 
 OPTAX_SPACE = {"log_epsilon": [-1e5, -20.0]}
+OPTAX_LAYOUT = layouts.leading({"logits": 3, "logit_paddings": 2, "labels": 2, "label_paddings": 2})
 
 SPECS += [
     optax_spec("ctc_loss", args=OPTAX_ARGS, space=OPTAX_SPACE, inputs=_optax_inputs,
                oracle=_optax_oracle(Q.optax_ctc_loss), exact=_optax_oracle(Q.optax_ctc_loss, exact=True),
-               deviation=LOG_EPS, family="sequence", reference="sequence.optax_ctc_loss", lower_bound=0.0),
+               deviation=LOG_EPS, family="sequence", reference="sequence.optax_ctc_loss", lower_bound=0.0,
+               batch_layout=OPTAX_LAYOUT),
     dataclasses.replace(
         optax_spec("ctc_loss_with_forward_probs", args=OPTAX_ARGS, space=OPTAX_SPACE, inputs=_optax_inputs,
                    oracle=_optax_oracle(Q.optax_ctc_loss_with_forward_probs), family="sequence",
                    reference="sequence.optax_ctc_loss_with_forward_probs",
+                   batch_layout=lambda case: "the checked output concatenates the per-sample losses with the "
+                                             "forward probabilities (T, B, N): it has no single batch axis",
                    notes="checked as concatenate([loss, logalpha_blank.ravel(), logalpha_nonblank.ravel()])"),
         call=_forward_probs_call),
 ]

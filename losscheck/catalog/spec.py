@@ -76,9 +76,10 @@ class Expected:
     when: Callable[["Case", str], bool] | None = None
 
     def _covers(self, prop: str) -> bool:
-        """The numerics property runs the value and gradient checks on extreme inputs, so an
-        expectation scoped to those properties covers it too."""
-        return self.property in (None, prop) or (prop == "numerics" and self.property in ("value", "gradient"))
+        """The numerics property runs the value and gradient checks on extreme inputs, and the batch
+        property evaluates the loss on tiled and smaller batches, so an expectation scoped to value or
+        gradient covers them too."""
+        return self.property in (None, prop) or (prop in ("numerics", "batch") and self.property in ("value", "gradient"))
 
     def matches(self, prop: str, dtype: str, runtime: str, case: "Case | None" = None,
                 code: str | None = None) -> bool:
@@ -136,6 +137,10 @@ class LossSpec:
     batch_axes: Mapping[str, int] = field(default_factory=dict)  # per argument; default 0
     pools_batch: bool = False        # the loss couples samples by design (contrastive, graph losses)
     unbatched: bool = False          # documented to accept inputs without the batch dimension
+    # per drawn case: {argument or array parameter: its batch axis}; None where the case is drawn
+    # without a batch dimension; a string (why) where its layout is ambiguous (catalog/layouts.py).
+    # Left None, every argument with more than ``batch_axis`` dimensions is batched on that axis.
+    batch_layout: Callable[[Case], Mapping[str, int] | str | None] | None = None
     pair: tuple[str, str] | None = None  # (prediction, target) compared element by element
     lower_bound: float | None = None     # the loss's mathematical lower bound (numerics property)
     notes: str = ""

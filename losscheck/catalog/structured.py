@@ -19,6 +19,7 @@ from .. import strategies as S
 from ..reference import classification as C
 from ..reference import structured as T
 from .build import TORCH_REDUCTIONS, drawer, describe, keras_twins, optax_spec
+from . import layouts
 from .spec import Arg, Expected, LossSpec
 
 OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
@@ -81,17 +82,28 @@ SIMPLEX_F32_X64 = Expected(
     "https://github.com/google-deepmind/optax/blob/main/optax/projections/_projections.py",
     property="gradient", dtype="float32", code="X001")
 
+def _smooth_layout(case):
+    """smooth_labels returns the labels' shape: its batch must be the leading axis (class axis last)."""
+    out = layouts.reduced_axes(("labels",))(case)
+    if isinstance(out, dict) and out.get("labels"):
+        return "with the class axis first the smoothed labels' batch axis is not the leading one"
+    return out
+
+
 OPTAX = [
     optax_spec("sparsemax_loss", args=(Arg("logits"), Arg("labels", **INT)), space={}, inputs=_sparsemax_inputs,
+               batch_layout=layouts.reduced_axes(("logits", "labels")), unbatched=True,
                oracle=lambda c: T.sparsemax_loss(c.inputs["logits"], c.inputs["labels"]),
                family="structured", reference="structured.sparsemax_loss", lower_bound=0.0),
     optax_spec("multiclass_sparsemax_loss", args=(Arg("scores"), Arg("labels", **INT)), space={},
+               batch_layout=layouts.reduced_axes(("scores",), ("labels",)),  # vmaps over the batch: needs one
                inputs=_multiclass_inputs,
                oracle=lambda c: T.multiclass_sparsemax_loss(c.inputs["scores"], c.inputs["labels"]),
                expected=(SIMPLEX_F32_X64,), family="structured", reference="structured.multiclass_sparsemax_loss",
                lower_bound=0.0),
     LossSpec(id="optax.losses.make_fenchel_young_loss", framework="optax", family="structured",
              reference="structured.fenchel_young_loss", args=(Arg("scores"), Arg("targets")),
+             batch_layout=layouts.reduced_axes(("scores", "targets")), unbatched=True,
              draw=drawer({"max_fun": T.MAX_FUNCTIONS}, _fy_inputs), call=_fenchel_young,
              oracle=lambda c: T.fenchel_young_loss(c.inputs["scores"], c.inputs["targets"],
                                                    max_fun=c.params["max_fun"]),
@@ -99,6 +111,7 @@ OPTAX = [
              expected=(dataclasses.replace(SIMPLEX_F32_X64, when=lambda c, dtype: c.params["max_fun"] == "sparsemax"),),
              notes="the loss built by the factory from three max functions"),
     optax_spec("smooth_labels", args=(Arg("labels"),), space={"alpha": st.floats(0.0, 1.0), "axis": [-1, 0]},
+               batch_layout=_smooth_layout, unbatched=True,
                inputs=_smooth_inputs,
                oracle=lambda c: T.smooth_labels(c.inputs["labels"], c.params["alpha"], axis=c.params["axis"],
                                                 where=c.params.get("where")),
@@ -128,7 +141,8 @@ KERAS = [_int_y_true(s) for s in keras_twins(
     "CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy",
     space={"q": st.one_of(st.just(0.5), st.floats(0.01, 0.99))}, inputs=_gce_inputs, oracle=_gce,
     y_true="y_true", y_pred="y_pred",
-    family="classification", reference="classification.categorical_generalized_cross_entropy", lower_bound=0.0)]
+    family="classification", reference="classification.categorical_generalized_cross_entropy", lower_bound=0.0,
+    batch_layout=layouts.KERAS_SPARSE)]
 
 
 # ---- torch: losses that own their output layer ---------------------------------------------------
@@ -247,16 +261,30 @@ def _linear_ce_module(ns, params):
 LINEAR_CE_SPACE = {"reduction": TORCH_REDUCTIONS, "ignore_index": [None, 0, 1],
                    "label_smoothing": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))}
 
+#: (N, in_features) input rows with (N, ...) targets, or one unbatched (in_features,) row; the
+#: layer's weights are shared by every sample
+INPUT_ROWS = layouts.leading({"input": 2}, axes={"target": 0})
+
+
+
+def _linear_layout(case):
+    """INPUT_ROWS; torch accepts an unbatched input only with a 2-D linear_weight (no d1, ..., dk)."""
+    if np.ndim(case.inputs["input"]) < 2 and np.ndim(case.inputs["linear_weight"]) > 2:
+        return "a K-dimensional linear_weight requires a batched input"
+    return INPUT_ROWS(case)
+
+
 TORCH = [
     LossSpec(id="torch.nn.AdaptiveLogSoftmaxWithLoss", framework="torch", family="structured",
              reference="structured.adaptive_log_softmax", args=ADAPTIVE_ARGS,
              draw=drawer(ADAPTIVE_SPACE, _adaptive_inputs), call=_adaptive_call, oracle=_adaptive_oracle,
-             params_doc=describe(ADAPTIVE_SPACE),
+             params_doc=describe(ADAPTIVE_SPACE), batch_layout=INPUT_ROWS, unbatched=True,
              notes="weights drawn and put into the module with torch.func.functional_call; "
                    "output='loss' checks .loss, output='output' the target log-probabilities"),
     *(LossSpec(id=spec_id, framework="torch", family="classification", reference="structured.linear_cross_entropy",
                args=LINEAR_CE_ARGS, draw=drawer(LINEAR_CE_SPACE, _linear_ce_inputs), call=call,
-               oracle=_linear_ce_oracle, params_doc=describe(LINEAR_CE_SPACE))
+               oracle=_linear_ce_oracle, params_doc=describe(LINEAR_CE_SPACE), batch_layout=_linear_layout,
+               unbatched=True)
       for spec_id, call in (("torch.nn.LinearCrossEntropyLoss", _linear_ce_module),
                             ("torch.nn.functional.linear_cross_entropy", _linear_ce_functional))),
 ]

@@ -13,6 +13,7 @@ from ..reference import classification as C
 from ..reference import divergence as D
 from ..reference._core import log_softmax
 from .build import TORCH_REDUCTIONS, torch_twins
+from .layouts import leading
 from .spec import Arg, Deviation, Expected
 
 DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
@@ -247,6 +248,13 @@ POS_WEIGHT_ROUNDING = Expected(
     property="gradient", when=_log_weight_cancels)
 
 
+# ---- batch layouts ---------------------------------------------------------------------------------
+#: weight and pos_weight broadcast against the input: per sample where they keep its batch axis
+ELEMENTWISE = leading({"input": 1, "target": 1}, follow={"weight": "input", "pos_weight": "input"})
+#: (N, C, d1, ...) with a target (N, d1, ...) or of the input's shape; (C,) with a 0-d or (C,) target
+#: is unbatched, so the class axis of an unbatched input is never tiled
+CLASS_DIM_1 = leading({"input": 2}, axes={"target": 0})
+
 # ---- specs -------------------------------------------------------------------------------------------
 
 SPECS = [
@@ -256,22 +264,25 @@ SPECS = [
         deviation=Deviation("each log is clamped at >= -100, so p = 0 or 1 gives a finite loss (100 per unit of "
                             "the mismatched label); the backward is hand-written, (p - y) / max(p (1 - p), 1e-12) "
                             "for the input and the unclamped log((1 - p) / p) for the target", DOCS.format("BCELoss")),
-        swappable=SWAP, family="classification",
+        swappable=SWAP, family="classification", batch_layout=ELEMENTWISE, unbatched=True,
         reference="classification.binary_cross_entropy(log_clamp=-100, grad_floor=float32(1e-12))"),
     *torch_twins(
         "BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
         args=(Arg("input", "logits"), Arg("target", "labels")), space=RED, inputs=_bce_logits_inputs,
         oracle=_bce_logits, expected=(POS_WEIGHT_ROUNDING,), swappable=SWAP, family="classification",
+        batch_layout=ELEMENTWISE, unbatched=True,
         reference="classification.binary_cross_entropy_with_logits"),
     *_with_index_targets(torch_twins(
         "CrossEntropyLoss", "cross_entropy", args=(Arg("input"), Arg("target")),
         space={**RED, "ignore_index": [-100, -1, 0, 2], "label_smoothing": SMOOTHING},
         inputs=_ce_inputs, oracle=_ce, family="classification", reference="classification.cross_entropy",
+        batch_layout=CLASS_DIM_1, unbatched=True,
         notes="class-index targets are drawn as integral floats and cast to int64 by the call when the target has "
               "one dimension fewer than the input; probability targets are differentiated")),
     *torch_twins(
         "NLLLoss", "nll_loss", args=(Arg("input"), Arg("target", kind="int", differentiable=False)),
         space={**RED, "ignore_index": [-100, 0, 2]}, inputs=_nll_inputs, oracle=_nll,
+        batch_layout=CLASS_DIM_1, unbatched=True,
         family="classification", reference="classification.nll_loss"),
     *torch_twins(
         "KLDivLoss", "kl_div", args=(Arg("input"), Arg("target")),
@@ -280,5 +291,6 @@ SPECS = [
         deviation=Deviation("reduction='mean' divides the summed divergence by the number of elements, not by the "
                             "batch size, so it is not the KL divergence; torch documents this and recommends "
                             "'batchmean'", DOCS.format("KLDivLoss")),
-        swappable=SWAP, family="divergence", reference="divergence.kl_div"),
+        swappable=SWAP, family="divergence", reference="divergence.kl_div",
+        batch_layout=leading({"input": 1, "target": 1}), unbatched=True),
 ]

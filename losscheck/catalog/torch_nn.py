@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from ..reference import regression as R
 from .build import TORCH_REDUCTIONS, torch_twins
 from .inputs import pair
+from .layouts import leading
 from .spec import Arg, Deviation, Expected
 from .. import strategies as S
 
@@ -62,7 +63,8 @@ SPECS += torch_twins(
                        "log(target) branch leaks NaN into d/dtarget at target == 0 (the value is right)",
                        property="gradient", code="N003",
                        when=lambda c, dtype: c.params.get("full") and bool((c.inputs["target"] == 0).any())),),
-    family="regression", reference="regression.poisson_nll", swappable=SWAP)
+    family="regression", reference="regression.poisson_nll", swappable=SWAP,
+    batch_layout=leading({"input": 1, "target": 1}), unbatched=True)
 
 
 def _gaussian_inputs(data, params):
@@ -86,7 +88,9 @@ SPECS += torch_twins(
     exact=_gaussian_oracle(lambda c: 0.0),
     deviation=Deviation("var is clamped to eps in the value, and the gradient passes straight through the clamp",
                         "https://pytorch.org/docs/stable/generated/torch.nn.GaussianNLLLoss.html"),
-    family="regression", reference="regression.gaussian_nll")
+    family="regression", reference="regression.gaussian_nll",
+    # var is (N, D), (N, 1) or one dimension short, (N,): batched on its first axis in every form
+    batch_layout=leading({"input": 1, "target": 1, "var": 1}), unbatched=True)
 
 
 # ---- classification and divergence losses ----------------------------------------------------------

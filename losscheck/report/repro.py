@@ -147,12 +147,12 @@ def expected(spec, row: dict) -> dict:
             out["kinks"] = {a.name: np.asarray(kinks[a.oracle_name], dtype=bool) for a in spec.grad_args
                             if a.name in out["grads"] and a.oracle_name in kinks}
         if row["property"] == "batch":
-            from ..properties.batch import TILES, batch_sizes, tile
+            from ..properties.batch import TILES, batch_axes, batch_sizes, tile
 
             if batch_sizes(spec, case):
                 tiled = spec.oracle(tile(spec, case, TILES))
                 out["tiles"] = TILES
-                out["batch_axes"] = {n: spec.batch_axis(n) for n in batch_sizes(spec, case)}
+                out["batch_axes"] = dict(batch_axes(spec, case))
                 out["tiled_value"] = np.asarray(tiled.value, dtype=np.float64)
                 out["tiled_scale"] = np.asarray(tiled.scale, dtype=np.float64)
     return out
@@ -710,8 +710,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced
