@@ -1009,7 +1009,7 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         dfy = _where0(df != 0, df * (q - p) * bce)
         dy = dwbal * f * bce + wbal * (dfy + f * (lq - lp))
         # lq carries bce's rounding of log(1 - p) (q_err): the label gradient differences it with lp
-        dy_s = abs(dwbal) * f * np.abs(bce) + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp) + q_err))
+        dy_s = abs(dwbal) * f * bce_scale + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp) + q_err))
         # 1 - p_t rounds to eps-sized errors (as in the value's scale), moving f by |df| of them
         u_err = _where0((df != 0) & (u != 0), np.abs(df))
         dy_s = dy_s + np.abs(wbal) * u_err * (np.abs(lq) + np.abs(lp))
