@@ -117,6 +117,12 @@ _CODES = [
          "In float16 or bfloat16 the loss or its gradient is NaN or Inf where the exact result is representable "
          "in that dtype: a constant underflows (an epsilon of 1e-8 or 1e-12 is 0 in float16) or an intermediate "
          "overflows (float16 ends at 65504)."),
+    Code("D005", "two identical runs differ",
+         "Calling the loss twice on the same inputs, device and dtype gave different values or gradients: a "
+         "nondeterministic kernel (atomic adds in a reduction or a scatter, typical on GPUs)."),
+    Code("D006", "GPU and CPU disagree",
+         "The loss's value or gradient on the GPU differs from the same loss on the CPU by more than the dtype's "
+         "bound."),
     Code("P001", "work grows faster than linearly with the batch",
          "The operations one call records (autograd nodes, jaxpr equations, graph operations; its time when it "
          "cannot be traced) grow as N^k with k well above 1: a Python loop over pairs of samples. The measured "

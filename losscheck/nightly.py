@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 
 #: the properties a nightly runs (every property losscheck has)
-PROPERTIES = ("value", "gradient", "batch", "numerics", "rank_mismatch", "compat")
+PROPERTIES = ("value", "gradient", "batch", "numerics", "rank_mismatch", "compat", "device")
 DTYPES = ("float64", "float32")
 #: the compat analysis is a deterministic float64 measurement: one per loss, runtime and device
 COMPAT_DTYPE = "float64"

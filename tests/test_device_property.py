@@ -1,0 +1,62 @@
+"""The device property: determinism of two identical runs (everywhere), CPU-vs-GPU agreement (on a
+CUDA machine; those tests carry the ``gpu`` marker and skip cleanly without one)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from losscheck import catalog
+from losscheck.catalog.build import drawer
+from losscheck.catalog.inputs import pair
+from losscheck.catalog.spec import Arg, LossSpec
+from losscheck.reference import regression as R
+from losscheck.runner import Task, run_check
+
+torch = pytest.importorskip("torch")
+
+
+def _mse(noisy: bool):
+    def call(ns, params):
+        def loss(input, target):
+            out = ((input - target) ** 2).mean()
+            # a racy reduction's last-bit jitter, as atomics on a GPU give
+            return out * (1 + float(np.random.default_rng().integers(0, 2)) * 2.0 ** -40) if noisy else out
+        return loss
+    return LossSpec(id=f"planted.mse_{'noisy' if noisy else 'steady'}", framework="torch", family="regression",
+                    reference="-", args=(Arg("input", "predictions"), Arg("target", "targets")),
+                    draw=drawer({}, pair("input", "target")), call=call,
+                    oracle=lambda c: R.squared_error(c.inputs["input"], c.inputs["target"], reduction="mean"))
+
+
+def test_a_nondeterministic_loss_is_d005():
+    row = run_check(_mse(noisy=True), Task("planted", "torch", "device", "float64"), examples=30, seed=0)
+    assert (row["status"], row["code"]) == ("fail", "D005"), row["message"]
+
+
+def test_a_deterministic_loss_passes_on_cpu():
+    row = run_check(_mse(noisy=False), Task("planted", "torch", "device", "float64"), examples=30, seed=0)
+    assert row["status"] == "pass", row["message"]
+
+
+def _cuda() -> bool:
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+@pytest.mark.parametrize("loss", ["torch.nn.MSELoss", "torch.nn.CrossEntropyLoss", "torch.nn.BCEWithLogitsLoss",
+                                  "torch.nn.CTCLoss"])
+@pytest.mark.parametrize("prop", ["value", "gradient", "device"])
+def test_torch_on_cuda_agrees_with_the_oracle_and_the_cpu(loss, prop):
+    row = run_check(catalog.get(loss), Task(loss, "torch", prop, "float32", "cuda"), examples=20, seed=0)
+    assert row["status"] in ("pass", "deviation", "xfail"), (row["code"], row["message"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+@pytest.mark.parametrize("loss", ["optax.losses.softmax_cross_entropy", "optax.losses.l2_loss"])
+@pytest.mark.parametrize("prop", ["value", "gradient", "device"])
+def test_jax_on_cuda_agrees_with_the_oracle_and_the_cpu(loss, prop):
+    pytest.importorskip("optax")
+    row = run_check(catalog.get(loss), Task(loss, "jax", prop, "float32", "cuda"), examples=20, seed=0)
+    assert row["status"] in ("pass", "deviation", "xfail"), (row["code"], row["message"])
