@@ -89,8 +89,10 @@ def multiclass_sparsemax_loss(scores, labels, *, reduction: str = "none", **redu
     def vjp(g):
         return {"scores": g[..., None] * (p - oh)}
 
+    p_err = np.where(p > 0, np.abs(z) + np.abs(tau_b), 0.0)   # p's rounding, as in the value's scale
+
     def gscale(g):
-        return {"scores": g[..., None] * (p + oh)}
+        return {"scores": g[..., None] * (p + oh + p_err)}
 
     gap = np.broadcast_to(np.min(rel_gap(z, tau), axis=-1, keepdims=True), z.shape)
     return finish(terms, scale, vjp, reduction, kink_gap={"scores": gap}, local_grad_scale=gscale, **reduce_kw)

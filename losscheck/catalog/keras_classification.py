@@ -513,6 +513,7 @@ SPECS = [
                  space={"alpha": ALPHA, "gamma": GAMMA,
                         "from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0, 1]},
                  inputs=_categorical_inputs, oracle=_categorical_focal(), exact=_categorical_focal(exact=True),
+                 expected=(SMOOTHING_BY_LAST_AXIS,),
                  deviation=Deviation("probabilities are renormalised, then clipped to [1e-7, 1 - 1e-7] before the "
                                      "logarithm and the modulating factor", DOCS),
                  **KERAS_ARGS, family="classification",

@@ -306,6 +306,22 @@ MASKED_OVERFLOW_GRAD_NAN, MASKED_TARGET_OVERFLOW_GRAD_NAN = (Expected(
     "https://docs.jax.dev/en/latest/faq.html#gradients-contain-nan-where-using-where",
     code="N003", when=_masked_overflow(arg)) for arg in ("log_predictions", "log_targets"))
 
+def _focal_value_flushes(case, dtype):
+    if dtype != "float32":
+        return False
+    r = C.sigmoid_focal_loss(case.inputs["logits"], case.inputs["labels"], alpha=case.params["alpha"],
+                             gamma=case.params["gamma"])
+    v = np.abs(np.asarray(r.value))
+    return bool(np.any((v > 0) & (v < np.finfo(np.float32).tiny)))
+
+
+FOCAL_FLUSHED_VALUE = Expected(
+    "XLA on CPU flushes float32 subnormals to zero: where the loss's value is a float32 subnormal, optax "
+    "returns 0 and part of d/dlabels is lost with it. Measured (jax 0.10.2, optax 0.2.8): logits -1e4, "
+    "labels 1e-12, gamma 3 give value 0 (exact 1.0e-44) and d/dlabels 1.0e-32 (exact 4.0e-32); float64 is right",
+    "https://github.com/jax-ml/jax/discussions/21932", property="gradient", when=_focal_value_flushes)
+
+
 # ---- specs -------------------------------------------------------------------------------------
 
 SPECS = [
@@ -331,7 +347,7 @@ SPECS = [
     optax_spec("sigmoid_focal_loss", args=LOGITS, space={"alpha": ALPHA, "gamma": GAMMA}, inputs=_sigmoid_inputs,
                oracle=lambda c: C.sigmoid_focal_loss(c.inputs["logits"], c.inputs["labels"], alpha=c.params["alpha"],
                                                      gamma=c.params["gamma"]),
-               expected=(FOCAL_HARD_LABEL_GRAD,), family="classification",
+               expected=(FOCAL_HARD_LABEL_GRAD, FOCAL_FLUSHED_VALUE), family="classification",
                reference="classification.sigmoid_focal_loss"),
     optax_spec("kl_divergence", args=(Arg("log_predictions"), Arg("targets")), space={"axis": AXES + [None]},
                inputs=_kl_inputs("targets", _probabilities), oracle=_kl(D.kl_divergence, "targets"),

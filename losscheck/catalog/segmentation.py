@@ -337,6 +337,7 @@ OPTAX_SPECS = [
                       "reduction": ["mean", "sum", "none"], "ignore_background": [False, True],
                       "axis": list(OPTAX_AXES)},
                inputs=_dice_inputs, oracle=_dice_loss, pools_batch=True, family="segmentation",
+               batch_layout=layouts.leading({"predictions": 2, "targets": 2}),  # (C,): no batch axis
                reference="segmentation.dice_loss",
                notes="reduction is over the classes; axis=None sums the spatial axes (all but the first and last)"),
     optax_spec("binary_dice_loss", args=OPTAX_ARGS, space={"smooth": SMOOTH, "apply_sigmoid": [True, False]},

@@ -175,8 +175,10 @@ def _raise_known_value_behaviour(spec, runtime, case, got, ref, dtype, err, boun
     the disagreement as a known value behaviour (NaN at -inf logits, optax's epsilon=0 cosine), raise
     the value finding, which that expectation covers, instead of a batch finding."""
     if np.shape(got) != np.shape(ref.value):
-        return
-    f = explain_value(spec, case, got, ref, dtype, err, bound)
+        f = Finding("X002", f"returned shape {np.shape(got)}, the documented result has shape "
+                    f"{np.shape(ref.value)}", case=case)
+    else:
+        f = explain_value(spec, case, got, ref, dtype, err, bound)
     if spec.expected_for("value", dtype, runtime.name, case, f.code) is not None:
         raise f
 
