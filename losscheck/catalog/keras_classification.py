@@ -422,10 +422,12 @@ SPARSE_TRAILING_1 = tuple(
              "squeeze_or_expand_to_same_rank, which drops y_pred's last axis when it has size 1 and one more "
              "dimension than y_true, the normal rank of sparse labels: with axis=1 and y_pred of shape (N, C, 1) "
              "the result has shape (N,), not (N, 1) (verified on torch with reduction=None: shape (2,) where "
-             "sparse_categorical_crossentropy gives (2, 1)); the values are right",
+             "sparse_categorical_crossentropy gives (2, 1); the soak measured shape (1,) for (1, 1) on jax and "
+             "TensorFlow too); the values are right",
              "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
-             property=prop, code=code, runtime="keras-torch", when=_class_squeezes_y_pred)
-    for prop, code in (("value", "X002"), ("gradient", "X001")))
+             property=prop, code=code, runtime=rt, when=_class_squeezes_y_pred)
+    for prop, code in (("value", "X002"), ("gradient", "X001"))
+    for rt in ("keras-torch", "keras-jax", "keras-tensorflow"))
 
 KERAS_ARGS = {"y_true": "y_true", "y_pred": "y_pred"}   # Arg refs: the keys keras_names gives
 

@@ -331,6 +331,15 @@ BINARY_NO_SIGMOID_RAISES = Expected(
 
 OPTAX_ARGS = (Arg("predictions"), Arg("targets"))
 
+def _zero_sum_row(case, dtype) -> bool:
+    """apply_softmax=False with a row of the predictions summing to 0 (predictions of lower rank than the
+    targets are read with trailing axes added, as optax's error message for (2,) against (2, 1) shows)."""
+    p, t = np.asarray(case.inputs["predictions"]), np.asarray(case.inputs["targets"])
+    p = p.reshape(p.shape + (1,) * max(0, t.ndim - p.ndim))
+    p, _ = np.broadcast_arrays(p, t)
+    return not case.params["apply_softmax"] and bool(np.any(np.isclose(np.sum(p, axis=-1), 0.0)))
+
+
 OPTAX_SPECS = [
     optax_spec("dice_loss", args=OPTAX_ARGS,
                space={"smooth": SMOOTH, "alpha": UNIT, "beta": UNIT, "apply_softmax": [True, False],
@@ -338,6 +347,11 @@ OPTAX_SPECS = [
                       "axis": list(OPTAX_AXES)},
                inputs=_dice_inputs, oracle=_dice_loss, pools_batch=True, family="segmentation",
                batch_layout=layouts.leading({"predictions": 2, "targets": 2}),  # (C,): no batch axis
+               expected=(Expected("with apply_softmax=False optax validates its input and raises ValueError on "
+                                  "rows that are not distributions (a zero-sum row, drawn by the numerics "
+                                  "property); measured in the soak: predictions [0, 0] raise 'predictions must "
+                                  "be valid probability distributions that sum to 1'", OPTAX_SRC, code="X001",
+                                  when=_zero_sum_row),),
                reference="segmentation.dice_loss",
                notes="reduction is over the classes; axis=None sums the spatial axes (all but the first and last)"),
     optax_spec("binary_dice_loss", args=OPTAX_ARGS, space={"smooth": SMOOTH, "apply_sigmoid": [True, False]},
