@@ -334,10 +334,11 @@ FOCAL_TORCH_LOG_CLAMP_IN_HALF = Expected(
     property="value", runtime="keras-torch", when=_probability_rounds_to_0_or_1)
 
 def _smoothed_labels_off_simplex(case, dtype) -> bool:
-    """Label smoothing along a class axis that is not the last: Keras divides by the size of the last
-    axis, so the smoothed labels no longer sum to 1 along the class axis."""
+    """Labels that, after smoothing, do not sum to 1 along the class axis: an all-zero row (the numerics
+    property draws them), or smoothing along a class axis that is not the last (Keras divides by the size
+    of the last axis)."""
     p = case.params
-    if not (p["from_logits"] and p["label_smoothing"]):
+    if not p["from_logits"]:
         return False
     y, ls = np.asarray(case.inputs["y_true"]), p["label_smoothing"]
     ys = y * (1 - ls) + ls / y.shape[-1]
@@ -372,12 +373,28 @@ SMOOTHING_BY_LAST_AXIS = Expected(
     "the tiling check alike)",
     SRC, property="batch", when=_smoothing_along_a_class_axis_not_last)
 
+
+def _zero_sum_probability_row(case, dtype) -> bool:
+    p = case.params
+    if p.get("from_logits"):
+        return False
+    x = np.asarray(case.inputs["y_pred"], dtype=np.float64)
+    return bool(np.any(np.sum(x, axis=p.get("axis", -1)) == 0))
+
+
+ZERO_SUM_ROW_NAN = Expected(
+    "on probabilities Keras renormalises y_pred by its sum along the class axis before clipping: a row of "
+    "zeros is 0 / 0 = NaN, whatever y_true is. Verified (float64, all three backends): "
+    "categorical_crossentropy([[0, 0]], [[0, 0]]) and categorical_crossentropy([[1, 0]], [[0, 0]]) are NaN",
+    SRC, code="N001", when=_zero_sum_probability_row)
+
 TF_SOFTMAX_CE_GRADIENT = Expected(
     "tf.nn.softmax_cross_entropy_with_logits' gradient is softmax - labels, the derivative only for labels that "
     "sum to 1 along the class axis; Keras' label smoothing divides by the size of the last axis whatever `axis` "
     "is, so with axis != -1 the smoothed labels do not (verified: categorical_crossentropy([[1], [0]], [[0], [0]], "
     "from_logits=True, label_smoothing=1, axis=0) has d/dy_pred = [-0.5, -0.5], the derivative is [0, 0]; "
-    "jax and torch give the derivative)",
+    "jax and torch give the derivative); an all-zero label row is off the simplex too (measured in the soak: "
+    "logits [-1e4, -1e4] with labels [0, 0] give a nonzero d/dy_pred, the derivative is 0)",
     "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
     property="gradient", runtime="keras-tensorflow", when=lambda c, d: _smoothed_labels_off_simplex(c, d))
 
@@ -506,7 +523,7 @@ SPECS = [
                  reference="classification.binary_focal_cross_entropy"),
     *keras_twins("CategoricalCrossentropy", "categorical_crossentropy",
                  space={"from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0, 1]},
-                 inputs=_categorical_inputs, oracle=_cce(), exact=_cce(exact=True), expected=(TF_SOFTMAX_CE_GRADIENT, SMOOTHING_BY_LAST_AXIS),
+                 inputs=_categorical_inputs, oracle=_cce(), exact=_cce(exact=True), expected=(TF_SOFTMAX_CE_GRADIENT, SMOOTHING_BY_LAST_AXIS, ZERO_SUM_ROW_NAN),
                  deviation=Deviation("probabilities are renormalised to sum to 1, then clipped to [1e-7, 1 - 1e-7] "
                                      "before the logarithm", DOCS),
                  **KERAS_ARGS, family="classification",
