@@ -102,12 +102,15 @@ KERAS_FLOAT64_IN_FLOAT32 = Precision(
     runtimes=("keras-jax", "keras-torch"))
 
 
+def _has_tiny(x, limit: float) -> bool:
+    """Whether ``x`` holds a nonzero value of magnitude below ``limit``."""
+    a = np.abs(np.asarray(x, dtype=np.float64))
+    return bool(np.any((a > 0) & (a < limit)))
+
+
 def _sample_weight_below_float32(case, dtype) -> bool:
     w = case.inputs.get("sample_weight")
-    if w is None or dtype != "float64":
-        return False
-    w = np.abs(np.asarray(w, dtype=np.float64))
-    return bool(np.any((w > 0) & (w < np.finfo(np.float32).tiny)))
+    return w is not None and dtype == "float64" and _has_tiny(w, float(np.finfo(np.float32).tiny))
 
 
 #: Keras reduces float64 in float32 on its jax and torch backends (KERAS_FLOAT64_IN_FLOAT32): there a
@@ -131,11 +134,10 @@ def _near_float32_subnormal(case, dtype) -> bool:
     for v in (*case.inputs.values(), *case.params.values()):
         if isinstance(v, (list, tuple, np.ndarray, float)) and not isinstance(v, bool):
             try:
-                a = np.abs(np.asarray(v, dtype=np.float64))
-            except (TypeError, ValueError):
+                if _has_tiny(v, _NEAR_SUBNORMAL):
+                    return True
+            except (TypeError, ValueError):   # a non-numeric parameter
                 continue
-            if np.any((a > 0) & (a < _NEAR_SUBNORMAL)):
-                return True
     return False
 
 
