@@ -119,7 +119,9 @@ _CODES = [
          "overflows (float16 ends at 65504)."),
     Code("D005", "two identical runs differ",
          "Calling the loss twice on the same inputs, device and dtype gave different values or gradients: a "
-         "nondeterministic kernel (atomic adds in a reduction or a scatter, typical on GPUs)."),
+         "nondeterministic kernel (atomic adds in a reduction or a scatter, typical on GPUs). Any property "
+         "reports it too when a failure it found does not reproduce on the same inputs; the first failure is "
+         "quoted."),
     Code("D006", "GPU and CPU disagree",
          "The loss's value or gradient on the GPU differs from the same loss on the CPU by more than the dtype's "
          "bound."),

@@ -144,8 +144,8 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
             search()
     except Finding as f:
         _fill_failure(row, f, task, seed, examples)
-    except Flaky as exc:
-        row.update(status="fail", code="X001", message=f"failure did not reproduce on replay: {exc}"[:500])
+    except Flaky as exc:  # the same inputs failed once and then passed: the loss is nondeterministic
+        _fill_unreproducible(row, exc, task, seed, examples)
     except Exception as exc:  # a bug in the spec or in losscheck itself, not in the loss
         import traceback
 
@@ -213,6 +213,28 @@ def _run_compat(spec, runtime, row, started) -> dict:
 
 def _reason(expected) -> str:
     return expected.reason + (f" ({expected.link})" if expected.link else "")
+
+
+def _first_finding(exc):
+    from .properties.common import Finding
+
+    for sub in getattr(exc, "exceptions", ()):
+        found = sub if isinstance(sub, Finding) else _first_finding(sub)
+        if found is not None:
+            return found
+    return None
+
+
+def _fill_unreproducible(row, exc, task, seed, examples):
+    f = _first_finding(exc)
+    first = f"{f.code}: {f.message}" if f is not None else f"{type(exc).__name__}: {exc}"
+    row.update(status="fail", code="D005", repro=repro_command(task, seed, examples),
+               message=(f"a failure did not reproduce when the same inputs were replayed, so the loss gave "
+                        f"different results on identical inputs; the first run found {first}")[:500])
+    if f is not None:
+        row.update(error_eps=f.error, bound_eps=f.bound)
+        if f.case is not None:
+            row.update(case_fields(f.case))
 
 
 def _fill_failure(row, f, task, seed, examples):

@@ -2,6 +2,8 @@
 CUDA machine; those tests carry the ``gpu`` marker and skip cleanly without one)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,28 @@ def _mse(noisy: bool):
 def test_a_nondeterministic_loss_is_d005():
     row = run_check(_mse(noisy=True), Task("planted", "torch", "device", "float64"), examples=30, seed=0)
     assert (row["status"], row["code"]) == ("fail", "D005"), row["message"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_nondeterministic_loss_is_d005_whether_or_not_the_replay_differs_too(seed):
+    row = run_check(_mse(noisy=True), Task("planted", "torch", "device", "float64"), examples=30, seed=seed)
+    assert (row["status"], row["code"]) == ("fail", "D005"), row["message"]
+
+
+def test_a_value_failure_that_does_not_replay_is_d005_not_an_exception():
+    calls = []
+
+    def call(ns, params):
+        def loss(input, target):
+            calls.append(1)
+            out = ((input - target) ** 2).mean()
+            return out + 1 if len(calls) == 1 else out  # wrong once, then right: only a replay can tell
+        return loss
+
+    spec = dataclasses.replace(_mse(noisy=False), call=call)
+    row = run_check(spec, Task("planted", "torch", "value", "float64"), examples=10, seed=0)
+    assert (row["status"], row["code"]) == ("fail", "D005"), row["message"]
+    assert "did not reproduce" in row["message"] and "V00" in row["message"]
 
 
 def test_a_deterministic_loss_passes_on_cpu():
