@@ -55,8 +55,7 @@ def demo(args) -> int:
     lc = str(BIN / "losscheck")
     started = time.perf_counter()
     steps = [
-        [lc, "audit", "examples", "--format", "json", "--output", str(sample / "audit.json")],
-        [lc, "audit", "examples", "--format", "html", "--output", str(sample / "audit.html")],
+        [lc, "audit", "examples", "--output", str(sample / "audit.json"), "--output", str(sample / "audit.html")],
         [lc, "nightly", "--examples", "5", "--output", str(sample), *args],
     ]
     codes = []

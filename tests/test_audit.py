@@ -396,12 +396,16 @@ def test_repro_command_reproduces_the_finding_and_html_report(torch_seeds, tmp_p
     repro = findings(entry(torch_seeds[1], "DynamicWeightedLoss"))["B005"]["repro"]
     argv = repro.split()[2:]   # losscheck audit ...
     assert argv[:3] == [str(EXAMPLES / "seed2_torch_context.py"), "--select", "DynamicWeightedLoss"]
+    # one audit, two reports: each --output's format follows its extension
     proc = subprocess.run([sys.executable, "-m", "losscheck.cli", "audit", *argv, "--output", str(tmp_path / "r.html"),
-                           "--format", "html"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                           "--output", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
     assert proc.returncode == 1
     assert "FAIL B005 broadcast" in proc.stdout and f"reproduce: {repro}" in proc.stdout   # the text summary
     page = (tmp_path / "r.html").read_text()
     assert page.startswith("<!doctype html>") and "DynamicWeightedLoss" in page and "B005" in page
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["kind"] == "audit" and {c["code"] for c in doc["losses"][0]["checks"]} >= {"B005"}
 
 
 @needs_torch

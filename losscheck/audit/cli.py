@@ -39,11 +39,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="seconds allowed per loss, and for the file's module-level code (default 60)")
     p.add_argument("--memory", type=int, default=8192, metavar="MB", help="memory limit of the sandbox (default 8192)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files audited at the same time (default 1)")
-    p.add_argument("--format", default="text", choices=FORMATS)
-    p.add_argument("--output", metavar="PATH", help="write the report there (in --format); the text summary goes "
-                                                    "to stdout")
+    p.add_argument("--format", choices=FORMATS,
+                   help="report format (default: text on stdout; for --output files, from each file's extension: "
+                        ".json, .html, anything else text)")
+    p.add_argument("--output", metavar="PATH", action="append",
+                   help="write the report there; repeatable (one audit, several formats); the text summary goes "
+                        "to stdout")
     p.add_argument("--verbose", "-v", action="store_true", help="list every check, not only findings")
     return p
+
+
+def _format_of(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    return {".json": "json", ".html": "html", ".htm": "html"}.get(ext, "text")
 
 
 class CannotAudit(Exception):
@@ -189,18 +197,20 @@ def run(args, argv: list[str] | None = None) -> int:
         doc = report.document(command=command, options=options, files=files, losses=entries, versions=versions,
                               exit_code=exit_code, could_not_audit=could_not,
                               duration_s=round(time.perf_counter() - started, 2))
-        rendered = {"json": report.dumps, "html": report.to_html, "text": report.text}[args.format](doc)
+        renderers = {"json": report.dumps, "html": report.to_html, "text": report.text}
         if args.output:
             from ..report.json_report import write_atomic
 
-            write_atomic(args.output, rendered)
+            for path in args.output:
+                write_atomic(path, renderers[args.format or _format_of(path)](doc))
     if args.output:
         sys.stdout.write(report.text(doc, args.verbose, errors=False))
-        print(f"wrote {args.output}")
+        for path in args.output:
+            print(f"wrote {path}")
+    elif args.format in ("json", "html"):
+        sys.stdout.write(renderers[args.format](doc) + ("\n" if args.format == "json" else ""))
     else:
-        sys.stdout.write(rendered if args.format != "text" else report.text(doc, args.verbose, errors=False))
-        if args.format == "json":
-            sys.stdout.write("\n")
+        sys.stdout.write(report.text(doc, args.verbose, errors=False))
     for reason in could_not:
         print(f"losscheck audit: error: {reason}", file=sys.stderr)
     return exit_code
