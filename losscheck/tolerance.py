@@ -42,6 +42,13 @@ TINY = {
     "float16": float(np.finfo(np.float16).tiny),
     "bfloat16": float(np.finfo(np.float32).tiny),
 }
+#: Largest finite value per dtype (bfloat16 has float32's exponent range).
+MAX = {
+    "float64": float(np.finfo(np.float64).max),
+    "float32": float(np.finfo(np.float32).max),
+    "float16": float(np.finfo(np.float16).max),
+    "bfloat16": float(np.finfo(np.float32).max),
+}
 DTYPES = tuple(EPS)
 
 

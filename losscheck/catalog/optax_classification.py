@@ -20,6 +20,7 @@ from .. import strategies as S
 from ..reference import classification as C
 from ..reference import divergence as D
 from ..reference import margin as M
+from ..tolerance import MAX
 from . import layouts
 from .build import optax_spec
 from .spec import Arg, Deviation, Expected
@@ -290,11 +291,9 @@ def _masked_overflow(arg):
         if where is None or np.all(where):
             return False
         x, w = np.broadcast_arrays(np.asarray(case.inputs[arg]), np.asarray(where, dtype=bool))
-        return bool(np.any(~w & (x > np.log(np.finfo(_NP_DTYPES[dtype]).max))))
+        return bool(np.any(~w & (x > np.log(MAX[dtype]))))
     return when
 
-
-_NP_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16, "bfloat16": np.float32}
 
 MASKED_OVERFLOW_GRAD_NAN, MASKED_TARGET_OVERFLOW_GRAD_NAN = (Expected(
     "the gradient is NaN at an element outside `where` whose exp(" + arg + ") overflows: jnp.sum(..., where=) "
