@@ -917,6 +917,9 @@ def nll_loss(input, target, *, weight=None, ignore_index: int = -100, reduction:
 
 # ---- focal losses --------------------------------------------------------------------------------
 
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
 def _logit(b: float) -> float:
     """log(b / (1 - b)) of a clip bound; +-inf where rounding to a half dtype made the bound 0 or 1."""
     with np.errstate(divide="ignore"):
@@ -974,10 +977,11 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         a, b = _where0(ys != 0, ys * lp), _where0(ys != 1, (1.0 - ys) * lq)
         bce = -(a + b)
         # rounding: 1 ulp of 1 in 1 - p; with logits, sigmoid's relative error in p becomes
-        # p / (1 - p) ulps in log(1 - p) (Keras takes log(1 - sigmoid(x)))
+        # p / (1 - p) ulps in log(1 - p) (Keras takes log(1 - sigmoid(x))), on top of the 1 ulp of 1
+        # (keras-jax float32, y = 0, x = -8: -log(fl(1 - p)) = 3.35392e-4, exact 3.35406e-4, 0.12 ulp of 1)
         q_err = 1.0
         if from_logits and bounds is not None:  # unclipped (TensorFlow) works from the logits: no 1 - p
-            q_err = np.exp(np.minimum(zb, _logit(hi)))
+            q_err = 1.0 + np.exp(np.minimum(zb, _logit(hi)))
         bce_scale = np.abs(a) + np.abs(b) + np.abs(1.0 - ys) * q_err + np.abs(ys)
         u = ys * q + (1.0 - ys) * p                   # 1 - p_t
         f, df = _focal_power(u, gamma)
@@ -985,8 +989,13 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         dwbal = (2.0 * alpha - 1.0) if apply_class_balancing else 0.0
         terms = wbal * f * bce
         # 1 - p_t rounds to eps-sized errors, moving f by |df| of them; u == 0 is exact (and df
-        # infinite there for gamma < 1)
-        scale = np.abs(wbal) * (f * bce_scale + _where0((df != 0) & (u != 0), np.abs(df) * np.abs(bce)))
+        # infinite there for gamma < 1). For gamma < 1, u**gamma is concave (subadditive), so an
+        # error d moves it by at most d**gamma: |df| is capped at eps**(gamma - 1), float64's eps
+        # (a larger cap than float32's). Without the cap, df overflows to inf below u ~ 1e-308
+        # (subnormal labels or smoothing: gamma = 2**-9, u = 1.1e-309) and an inf scale reads as none.
+        u_err = np.abs(df) if gamma >= 1 else np.minimum(np.abs(df), _EPS64 ** (gamma - 1.0))
+        u_err = _where0((df != 0) & (u != 0), u_err)
+        scale = np.abs(wbal) * (f * bce_scale + u_err * np.abs(bce))
         if apply_class_balancing and ls != 0:
             # smoothed labels are rounded: near 1, 1 - ys in the balancing weight is all rounding error
             scale = scale + abs(dwbal) * np.abs(ys) * f * np.abs(bce)
@@ -1010,8 +1019,7 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         dy = dwbal * f * bce + wbal * (dfy + f * (lq - lp))
         # lq carries bce's rounding of log(1 - p) (q_err): the label gradient differences it with lp
         dy_s = abs(dwbal) * f * bce_scale + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp) + q_err))
-        # 1 - p_t rounds to eps-sized errors (as in the value's scale), moving f by |df| of them
-        u_err = _where0((df != 0) & (u != 0), np.abs(df))
+        # 1 - p_t rounds to eps-sized errors (as in the value's scale), moving f by u_err of them
         dy_s = dy_s + np.abs(wbal) * u_err * (np.abs(lq) + np.abs(lp))
         dz_s = dz_s + np.abs(wbal) * u_err * dbce_s
 

@@ -117,7 +117,10 @@ def fenchel_young_loss(scores, targets, *, max_fun: str = "logsumexp", reduction
     kinks = {}
     if max_fun == "logsumexp":
         m = logsumexp(z, axis=-1)
-        dm, mscale = softmax(z, axis=-1), np.abs(m)
+        # plus 1: jax.nn.logsumexp is log(sum(exp(z - max))) + max, the log of a sum >= 1 rounded
+        # to an ulp, so its absolute error is eps however small the loss (scores [0, -6] in float32:
+        # 0.00247565191 for log1p(e^-6) = 0.00247568514, 0.28 eps of 1, 113 eps of the loss)
+        dm, mscale = softmax(z, axis=-1), np.abs(m) + 1.0
     elif max_fun == "max":
         m = np.max(z, axis=-1)
         top = z == m[..., None]
@@ -241,14 +244,44 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     ``input`` (N, d) or (d,); ``linear_weight`` (C, *out_features, d); logits (N, C, *out_features).
     ``ignore_index=None`` means torch's -100. Gradients: ``input``, ``linear_weight``, ``linear_bias``
     (and ``target`` for probability targets).
+
+    Error scales: the logits are an intermediate the framework computes in the tested dtype, so each
+    is off by up to ~eps * M, ``M = |input| @ |linear_weight|^T + |linear_bias|`` (the summands of the
+    dot product), which no rounding of the inputs removes. The value and the gradient scales add
+    that error carried through the cross-entropy: ``sum_c |dL/dlogit_c| M_c`` for the value and the
+    softmax Jacobian ``A p_c (M_c + sum_k p_k M_k)`` for the logits' gradient, ``A`` the summed
+    magnitude of the log-softmax cotangent (N. J. Higham, Accuracy and Stability of Numerical
+    Algorithms, 2nd ed., sec. 3.1, for the dot product's bound). With |input|, |weight| ~ 1e4 the
+    float32 logits (~1e8) are rounded to 8: a logit difference of 4 is lost, softmax is uniform,
+    and torch's gradient (reference path ``cross_entropy(linear(input, weight))``, options=None)
+    differs from the exact one by O(1) -- rounding, not a bug.
     """
     x, w = f64(input, linear_weight)
     logits = np.tensordot(x, w, axes=([-1], [-1]))
+    mag = np.tensordot(np.abs(x), np.abs(w), axes=([-1], [-1]))    # M: the logits' summand magnitudes
     if linear_bias is not None:
         logits = logits + f64(linear_bias)
+        mag = mag + np.abs(f64(linear_bias))
     ce = cross_entropy(logits, target, weight=weight, ignore_index=-100 if ignore_index is None else ignore_index,
                        label_smoothing=label_smoothing, reduction=reduction)
     x_axes = list(range(x.ndim - 1))     # batch axes of the input (none when unbatched)
+    cdim = 0 if x.ndim == 1 else 1       # the logits' class axis
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = softmax(logits, axis=cdim)
+        pm = np.sum(p * mag, axis=cdim, keepdims=True)
+
+    def rounded_logits(gm):
+        """Summand magnitudes ``gm`` of the logits' gradient plus the logits' own rounding carried
+        through softmax: ce's magnitudes are ``|g_logp| + p A`` (softmax VJP), whose class sum is 2A."""
+        a = np.sum(gm, axis=cdim, keepdims=True) / 2.0
+        with np.errstate(invalid="ignore", over="ignore"):
+            extra = a * p * (mag + pm)
+        return gm + np.where(np.isnan(extra), 0.0, extra)
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        gm1 = ce.grad_magnitude()["input"] * mag
+        gm1 = np.where(np.isnan(gm1), 0.0, gm1)
+        vscale = ce.scale + (np.sum(gm1, axis=cdim) if np.ndim(ce.value) else np.sum(gm1))
 
     def back(gl, x, w):
         """The logits' gradient ``gl`` carried back through the linear layer."""
@@ -268,9 +301,9 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     def gscale(cot):
         # the input's gradient sums (p - y) W over classes, which cancels: its scale is |p - y|'s scale times |W|
         g = ce.grad_magnitude(cot)
-        out = back(g["input"], np.abs(x), np.abs(w))
+        out = back(rounded_logits(g["input"]), np.abs(x), np.abs(w))
         if "target" in g:
             out["target"] = g["target"]
         return out
 
-    return Result(ce.value, ce.scale, vjp, grad_scale=gscale)
+    return Result(ce.value, vscale, vjp, grad_scale=gscale)
