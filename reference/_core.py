@@ -223,8 +223,19 @@ def log_softmax(x, axis=-1, where=None):
 
 
 def softmax(x, axis=-1, where=None):
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` (0 where ``where`` is False).
+
+    Not exp(log_softmax(x)): that rounds log(sum) + max to the ulp of max (1.8e-12 at |x| = 1e4),
+    a relative error of thousands of eps in every probability (softmax([-1e4, -1e4]) was
+    0.5 (1 - 8.7e-14))."""
     x = f64(x)
-    out = np.exp(log_softmax(x, axis=axis, where=where))
+    if where is not None:
+        x = np.where(where, x, -np.inf)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(x - m)
+        out = e / np.sum(e, axis=axis, keepdims=True)
     return out if where is None else np.where(where, out, 0.0)
 
 
