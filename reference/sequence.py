@@ -27,9 +27,11 @@ Frameworks write ``log 0`` differently, and that shows exactly where no alignmen
   ``log_0 = float32(log(1e-307)) = -706.893...`` instead of ``-inf`` (transitions use exact
   ``log 0``). Impossible alignments cost about 707 per penalty.
 
-With a finite ``log_epsilon`` the possible alignments give the exact loss (the penalised paths
-weigh ``exp(-707)`` or less relative to them); the impossible ones give the framework's finite
-value and its gradient, the posterior over the least-penalised paths.
+With a finite ``log_epsilon`` the possible alignments give the exact loss up to the penalised
+paths, which weigh ``exp(log_epsilon)`` relative to them (``exp(-707)`` or less at the frameworks'
+defaults; optax's ``log_epsilon=-20`` adds ``e^-20`` terms, so a certain alignment's loss is
+``-log1p(e^-20) < 0``); the impossible ones give the framework's finite value and its gradient, the
+posterior over the least-penalised paths.
 
 Error model: the value's ``scale`` is ``|loss|`` plus the expected (under the path posterior)
 sum of the magnitudes of a path's summands (log-probabilities, or logits, log-normalisers and 1

@@ -142,7 +142,9 @@ class LossSpec:
     # Left None, every argument with more than ``batch_axis`` dimensions is batched on that axis.
     batch_layout: Callable[[Case], Mapping[str, int] | str | None] | None = None
     pair: tuple[str, str] | None = None  # (prediction, target) compared element by element
-    lower_bound: float | None = None     # the loss's mathematical lower bound (numerics property)
+    # the loss's lower bound (numerics property): a number, or Case -> a bound broadcastable to the
+    # value, where the documented formula's bound depends on the case (optax CTC's log_epsilon)
+    lower_bound: float | Callable[[Case], Any] | None = None
     notes: str = ""
 
     def __post_init__(self):

@@ -45,10 +45,12 @@ def _check(spec, case, dtype, runtime) -> Measurement:
         ref = spec.oracle(c)
         p = spec.precision_for(dtype, runtime.name)   # Keras' float64 reduced in float32: its rounding
         slack = m.bound * EPS[p.effective if p is not None else dtype] * np.maximum(np.asarray(ref.scale), 1.0)
-        below = np.isfinite(got) & (got < spec.lower_bound - slack)
+        lb = spec.lower_bound(c) if callable(spec.lower_bound) else spec.lower_bound
+        below = np.isfinite(got) & (got < lb - slack)
         if np.any(below):
-            raise Finding("N002", f"loss {float(np.min(got[below])):.9g} is below its lower bound "
-                          f"{spec.lower_bound}", case=c)
+            lb_at = float(np.broadcast_to(lb, got.shape)[below][np.argmin(got[below])])
+            raise Finding("N002", f"loss {float(np.min(got[below])):.9g} is below its lower bound {lb_at:.9g}",
+                          case=c)
     g = gradient.check(spec, case, dtype, runtime)
     return Measurement(max(m.error, g.error), max(m.bound, g.bound), m.deviation, m.deviation_abs,
                        precision=m.precision or g.precision)
