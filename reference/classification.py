@@ -180,6 +180,21 @@ def _focal_power(u, gamma):
     return f, df
 
 
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+def _focal_base_err(u, df, gamma, times):
+    """How far an eps-sized (absolute) rounding error in the focal base ``u`` moves ``u**gamma * times``,
+    per eps: ``|df| * |times|``; 0 where u == 0 (exact) or df == 0, even where ``times`` is infinite."""
+    # For gamma < 1, u**gamma is concave (subadditive), so an error d moves it by at most d**gamma:
+    # |df| is capped at eps**(gamma - 1), float64's eps (a larger cap than float32's). Without the
+    # cap, df overflows to inf below u ~ 1e-308 (gamma = 2**-9, u = 1.1e-309) and an infinite scale
+    # reads as none.
+    err = np.abs(df) if gamma >= 1 else np.minimum(np.abs(df), _EPS64 ** (gamma - 1.0))
+    with np.errstate(invalid="ignore"):
+        return _where0((df != 0) & (u != 0), err * np.abs(times))
+
+
 # ---- binary cross-entropy ------------------------------------------------------------------------
 
 def binary_cross_entropy(probs, labels, *, clip_eps=None, log_clamp=None, grad_floor=None, weight=None,
@@ -917,8 +932,6 @@ def nll_loss(input, target, *, weight=None, ignore_index: int = -100, reduction:
 
 # ---- focal losses --------------------------------------------------------------------------------
 
-_EPS64 = float(np.finfo(np.float64).eps)
-
 
 def _logit(b: float) -> float:
     """log(b / (1 - b)) of a clip bound; +-inf where rounding to a half dtype made the bound 0 or 1."""
@@ -988,15 +1001,10 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         wbal = ys * alpha + (1.0 - ys) * (1.0 - alpha) if apply_class_balancing else np.ones(shape)
         dwbal = (2.0 * alpha - 1.0) if apply_class_balancing else 0.0
         terms = wbal * f * bce
-        # 1 - p_t rounds to eps-sized errors, moving f by |df| of them; u == 0 is exact (and df
-        # infinite there for gamma < 1). For gamma < 1, u**gamma is concave (subadditive), so an
-        # error d moves it by at most d**gamma: |df| is capped at eps**(gamma - 1), float64's eps
-        # (a larger cap than float32's). Without the cap, df overflows to inf below u ~ 1e-308
-        # (subnormal labels or smoothing: gamma = 2**-9, u = 1.1e-309) and an inf scale reads as none.
-        u_err = np.abs(df) if gamma >= 1 else np.minimum(np.abs(df), _EPS64 ** (gamma - 1.0))
-        u_err = _where0((df != 0) & (u != 0), u_err)
-        scale = np.abs(wbal) * (f * bce_scale + u_err * np.abs(bce))
-        if apply_class_balancing and ls != 0:
+        # 1 - p_t rounds to eps-sized errors, moving f by |df| of them (capped where gamma < 1:
+        # subnormal labels or smoothing, gamma = 2**-9, u = 1.1e-309)
+        scale = np.abs(wbal) * (f * bce_scale + _focal_base_err(u, df, gamma, bce))
+        if apply_class_balancing and ls != 0 and dwbal != 0:
             # smoothed labels are rounded: near 1, 1 - ys in the balancing weight is all rounding error
             scale = scale + abs(dwbal) * np.abs(ys) * f * np.abs(bce)
 
@@ -1010,7 +1018,12 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         du = (1.0 - 2.0 * ys) * dpdz
         dfz = _where0(df != 0, df * du * bce)
         dz = wbal * (dfz + f * dbce)
-        dz_s = np.abs(wbal) * (np.abs(dfz) + f * dbce_s)
+        # autograd differentiates p_t = y p + (1 - y)(1 - p) as y g - (1 - y) g: two summands of
+        # |y| g and |1 - y| g, whose difference 1 - 2y is all rounding near y = 1/2 (keras-torch
+        # float64, y_true = y_pred = 0, gamma = 1, label_smoothing = 1 - 2**-53: y = 1/2 - 2**-54,
+        # d/dy_pred = 2**-53 bce exactly; fl(y g) - g/2 gives 2**-50, 0.70x of it at g = 1.42 bce)
+        dfz_s = _where0(df != 0, np.abs(df * bce) * (np.abs(ys) + np.abs(1.0 - ys)) * dpdz)
+        dz_s = np.abs(wbal) * (dfz_s + f * dbce_s)
         if from_logits:
             # frameworks differentiate sigmoid as s (1 - s): 1 - s carries an absolute rounding error
             # of eps, which is all of it when s rounds near 1 (x = 26: relative error 4e-5 in float64)
@@ -1019,9 +1032,17 @@ def binary_focal_cross_entropy(output, labels, *, from_logits: bool = False, gam
         dy = dwbal * f * bce + wbal * (dfy + f * (lq - lp))
         # lq carries bce's rounding of log(1 - p) (q_err): the label gradient differences it with lp
         dy_s = abs(dwbal) * f * bce_scale + np.abs(wbal) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp) + q_err))
-        # 1 - p_t rounds to eps-sized errors (as in the value's scale), moving f by u_err of them
-        dy_s = dy_s + np.abs(wbal) * u_err * (np.abs(lq) + np.abs(lp))
-        dz_s = dz_s + np.abs(wbal) * u_err * dbce_s
+        # 1 - p_t rounds to eps-sized errors (as in the value's scale), moving f by _focal_base_err;
+        # for the labels this also covers autograd's p g - (1 - p) g for (q - p) g, which cancels near
+        # p = 1/2: its rounding is eps |df| bce and bce <= |lq| + |lp| for labels in [0, 1]
+        dy_s = dy_s + np.abs(wbal) * _focal_base_err(u, df, gamma, np.abs(lq) + np.abs(lp))
+        dz_s = dz_s + np.abs(wbal) * _focal_base_err(u, df, gamma, dbce_s)
+        if apply_class_balancing and ls != 0 and dwbal != 0:
+            # as in the value's scale, the rounded smoothed label moves the balancing weight by
+            # |dwbal| |ys| eps (keras-jax float32, alpha = 0, ls = 1e-7, y_true = 1: 1 - ys is
+            # 5.96e-8 for 5e-8, d/dy_pred 1.19x the oracle's)
+            dz_s = dz_s + abs(dwbal) * np.abs(ys) * (dfz_s + f * dbce_s)
+            dy_s = dy_s + abs(dwbal) * np.abs(ys) * (np.abs(dfy) + f * (np.abs(lq) + np.abs(lp)))
 
     def vjp(g):
         with np.errstate(invalid="ignore"):
@@ -1098,7 +1119,9 @@ def categorical_focal_cross_entropy(output, labels, *, from_logits: bool = False
         f, df = _focal_power(cq, gamma)
         terms = np.sum(al * f * cce, axis=-1)
         cce_scale = _where0(live, np.abs(yl) * (np.abs(lq) + 1.0))
-        scale = np.sum(np.abs(al) * (f * cce_scale + _where0((df != 0) & (cq != 0), np.abs(df) * np.abs(cce))), axis=-1)
+        # 1 - q rounds to eps-sized errors, capped as in the binary loss: without the cap the scale
+        # is inf at gamma = 2**-9, output [1, 1e-309] (unclipped) and reads as none
+        scale = np.sum(np.abs(al) * (f * cce_scale + _focal_base_err(cq, df, gamma, cce)), axis=-1)
         # d/dqc of alpha f(1 - qc) (-y log qc): -alpha df cce - alpha f y / qc
         dq = _where0(free, -al * (_where0(df != 0, df * cce) + _where0(live, f * yl / qc)))
         dq_s = _where0(free, np.abs(al) * (_where0(df != 0, np.abs(df * cce)) + _where0(live, f * np.abs(yl) / qc)))

@@ -1,10 +1,11 @@
-"""The binary focal oracle's error scale where the focal base 1 - p_t is below the rounding error of
-forming it (soak alarm: keras-torch, float64, label_smoothing = 2.2e-309). NumPy only."""
+"""The focal oracles' error scales where the focal base 1 - p_t is below the rounding error of forming
+it (soak alarm: keras-torch, float64, label_smoothing = 2.2e-309), and where autograd's derivative of
+p_t cancels (soak alarm: keras-torch, float64, label_smoothing = 1 - 2**-53). NumPy only."""
 import numpy as np
 import pytest
 
 from losscheck.reference import classification as C
-from losscheck.tolerance import VALUE_BOUND, value_error
+from losscheck.tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, value_error
 
 GAMMA = 2.0 ** -9
 
@@ -46,3 +47,85 @@ def test_logits_scale_counts_the_rounding_of_one_minus_p():
     np.testing.assert_allclose(res.value, np.log1p(np.exp(-8.0)), rtol=1e-15)
     assert abs(float(framework) - res.value[0]) > 1e-8    # the rounding under test is there
     assert value_error(framework, res.value, res.scale, "float32").max() <= VALUE_BOUND["float32"](1)
+
+
+def _autograd_p_t(a, b, g):
+    """What autograd gives for d/da of p_t = b a + (1 - b)(1 - a) times g, in its order of operations:
+    fl(b g) + fl(-(fl(1 - b) g)) (torch's mul and rsub backward, accumulated)."""
+    a, b, g = np.float64(a), np.float64(b), np.float64(g)
+    return b * g + -((np.float64(1) - b) * g)
+
+
+def test_prediction_gradient_scale_counts_the_cancellation_in_one_minus_two_y():
+    """keras-torch float64, y_true = y_pred = 0 (clipped: only the focal factor has a gradient), gamma = 1,
+    label_smoothing = 1 - 2**-53: y = 1/2 - 2**-54 and 1 - y rounds to 1/2, so d/dy_pred = 2**-53 bce
+    comes out as fl(y g) - g/2 with g = 1.42 bce: 2**-50, 0.70x the exact 1.27e-15 (the soak's G005)."""
+    ls = 1.0 - 2.0 ** -53
+    cot = 1.4207354924039484
+    res = C.binary_focal_cross_entropy(np.array([0.0]), np.array([0.0]), gamma=1.0, clip_eps=1e-7,
+                                       label_smoothing=ls)
+    ys = 0.5 * ls
+    bce = -(ys * np.log(1e-7) + (1 - ys) * np.log1p(-1e-7))
+    expected = res.grad(np.array([cot]))["output"]
+    np.testing.assert_allclose(expected, 2.0 ** -53 * bce * cot, rtol=1e-14)
+    framework = np.array([-_autograd_p_t(0.0, ys, cot * bce)])    # d(1 - p_t): the focal factor is u**1
+    assert framework[0] == 2.0 ** -50                        # the rounding under test is there
+    mag = res.grad_magnitude(np.array([cot]))["output"]
+    assert grad_error(framework, expected, mag, "float64") <= GRAD_BOUND["float64"](1)
+    # the scale is the summands' size (|y| + |1 - y|) g, not anything at all
+    assert grad_error(expected + 1e-12 * bce, expected, mag, "float64") > GRAD_BOUND["float64"](1)
+
+
+def test_label_gradient_cancellation_in_q_minus_p_is_within_the_scale():
+    """d/dy_true of the focal factor is (1 - p - p) g: at y_pred = 1/2 + 2**-53 autograd's fl(p g) - fl(q g)
+    is all rounding (gamma = 1, y_true = 0.3: -3.33e-16 where the oracle says -3.76e-16); the scale's
+    |df| (|log q| + |log p|) term, for the rounding of 1 - p_t, bounds it (bce <= |log q| + |log p|)."""
+    p = 0.5 + 2.0 ** -53
+    res = C.binary_focal_cross_entropy(np.array([p]), np.array([0.3]), gamma=1.0, clip_eps=1e-7)
+    lp, lq = np.log(p), np.log1p(-p)
+    bce = -(0.3 * lp + 0.7 * lq)
+    u = 0.3 * (1 - p) + 0.7 * p
+    framework = np.array([-_autograd_p_t(0.3, p, bce) + u * (lq - lp)])
+    expected = res.grad(np.array([1.0]))["labels"]
+    assert abs(framework[0] - expected[0]) > 0.1 * abs(expected[0])
+    mag = res.grad_magnitude(np.array([1.0]))["labels"]
+    assert grad_error(framework, expected, mag, "float64") <= GRAD_BOUND["float64"](1)
+
+
+@pytest.mark.parametrize("from_logits, output", [(False, [1.0, 1e-309]), (True, [0.0, -720.0])])
+def test_categorical_scale_is_finite_at_a_subnormal_base(from_logits, output):
+    """Unclipped (the exact variant), gamma = 2**-9: 1 - q is 1e-309 (or e**-720) for the first class and
+    gamma (1 - q)**(gamma - 1) overflowed, so the row's scale was inf and its other term, 0.25 * 0.5 *
+    (-log q1) = 89, was held to the scale floor: 1 ulp off read as 1.9e294 eps."""
+    res = C.categorical_focal_cross_entropy(np.array([output]), np.array([[0.5, 0.5]]), gamma=GAMMA,
+                                            clip_eps=None, from_logits=from_logits)
+    assert np.all(np.isfinite(res.scale)) and np.all(res.scale < 1.01 * res.value + 1.0)
+    off_by_ulps = res.value * (1 + 4 * np.finfo(np.float64).eps)
+    assert value_error(off_by_ulps, res.value, res.scale, "float64").max() <= VALUE_BOUND["float64"](1)
+    assert value_error(res.value * (1 + 1e-12), res.value, res.scale, "float64").max() > VALUE_BOUND["float64"](1)
+
+
+def test_categorical_cap_leaves_a_base_above_eps_alone():
+    """q = [0.7, 0.3], y = [1, 0], gamma = 0.5: scale alpha (f y (|log q| + 1) + |df| cce) for the live class."""
+    res = C.categorical_focal_cross_entropy(np.array([[0.7, 0.3]]), np.array([[1.0, 0.0]]), gamma=0.5,
+                                            clip_eps=1e-7)
+    cce = -np.log(0.7)
+    f, df = 0.3 ** 0.5, 0.5 * 0.3 ** -0.5
+    np.testing.assert_allclose(res.value, 0.25 * f * cce, rtol=1e-15)
+    np.testing.assert_allclose(res.scale, 0.25 * (f * (cce + 1.0) + df * cce), rtol=1e-14)
+
+
+def test_balancing_weight_rounding_is_in_the_gradient_scale():
+    """keras-jax float32, apply_class_balancing, alpha = 0, gamma = 0, label_smoothing = 1e-7, y_true = 1,
+    logits -8: the smoothed label rounds to 1 - 2**-24, so the weight 1 - y is 5.96e-8 for 5e-8 and
+    d/dy_pred = w (p - y) comes out 1.19x the oracle's (as the value does, whose scale counted it)."""
+    f32 = np.float32
+    ys = f32(1) * (f32(1) - f32(1e-7)) + f32(0.5) * f32(1e-7)
+    p = f32(1) / (f32(1) + np.exp(f32(8)))
+    framework = np.array([(f32(1) - ys) * (p - ys)], dtype=np.float64)
+    res = C.binary_focal_cross_entropy(np.array([-8.0]), np.array([1.0]), from_logits=True, gamma=0.0, alpha=0.0,
+                                       apply_class_balancing=True, label_smoothing=1e-7, clip_eps=1e-7)
+    expected = res.grad(np.array([1.0]))["output"]
+    np.testing.assert_allclose(framework / expected, 1.19209, rtol=1e-4)   # the rounding under test is there
+    mag = res.grad_magnitude(np.array([1.0]))["output"]
+    assert grad_error(framework, expected, mag, "float32") <= GRAD_BOUND["float32"](1)
