@@ -21,8 +21,6 @@ def check(spec, case, dtype, runtime) -> Measurement:
     shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
     kinks = ref.kinks(kink_rtol(dtype), shapes)
     bound = GRAD_BOUND[dtype](n_terms(case))
-    value_ok = ev.value.shape == np.shape(ref.value) and bool(
-        np.all(~(value_error(ev.value, ref.value, ref.scale, dtype) > VALUE_BOUND[dtype](n_terms(case)))))
     # Where the exact loss is undefined (NaN) so is its gradient: a framework's NaN there is no finding.
     undefined = bool(np.any(np.isnan(np.asarray(ref.value))))
     worst, precision = 0.0, None
@@ -57,7 +55,14 @@ def check(spec, case, dtype, runtime) -> Measurement:
             excused = within_declared_precision(spec, runtime, dtype, case, measure,
                                                 lambda d: GRAD_BOUND[d](n_terms(case)))
             if excused is None:
-                raise explain_gradient(spec, case, arg, g, r, m, skip, dtype, err, bound, value_ok)
+                raise explain_gradient(spec, case, arg, g, r, m, skip, dtype, err, bound,
+                                       _value_ok(ev, ref, case, dtype))
             precision = excused
         worst = max(worst, err)
     return Measurement(worst, bound, precision=precision)
+
+
+def _value_ok(ev, ref, case, dtype) -> bool:
+    """Whether the value agrees (a failing gradient of a right value is a broken backward, G006)."""
+    return ev.value.shape == np.shape(ref.value) and bool(
+        np.all(~(value_error(ev.value, ref.value, ref.scale, dtype) > VALUE_BOUND[dtype](n_terms(case)))))
