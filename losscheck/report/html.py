@@ -18,7 +18,7 @@ import math
 import re
 from typing import Iterable
 
-from .table import FAILING, STATUS_ORDER, ResultTable
+from .table import FAILING, STATUS_ORDER, ResultTable, failure_facts
 
 COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "deviation": "#ef8f00", "xfail": "#0288d1", "skip": "#9e9e9e",
            "fail": "#c62828", "xpass": "#8e24aa", "error": "#6d0000", "": "#ffffff"}
@@ -388,6 +388,14 @@ def _repro_note(row: dict) -> str:
     return f"<br>reproducer: <code>{esc(row['repro_script'])}</code>" if row.get("repro_script") else ""
 
 
+def _failure_fact(key: str, label: str, value) -> str:
+    if key == "error_eps":
+        return f"error {_eps(value[0])} eps, bound {_eps(value[1])} eps"
+    if key == "reason":
+        return f"{label}: {_reason_html(value)}"
+    return f"{label}: <code>{esc(value if key == 'repro' else _json(value))}</code>"
+
+
 def _failures(t: ResultTable, scripts: dict[str, str]) -> str:
     rows = t.failures()
     if not rows:
@@ -396,16 +404,7 @@ def _failures(t: ResultTable, scripts: dict[str, str]) -> str:
     for r in rows:
         new = ' <span class="new">new</span>' if r.get("change") == "new failure" else ""
         parts = [f"<p>{esc(r.get('code'))} {esc(r.get('message'))}</p>"]
-        if r.get("error_eps") is not None:
-            parts.append(f"<p>error {_eps(r['error_eps'])} eps, bound {_eps(r.get('bound_eps'))} eps</p>")
-        if r.get("params") is not None:
-            parts.append(f"<p>params: <code>{esc(_json(r['params']))}</code></p>")
-        if r.get("input") is not None:
-            parts.append(f"<p>smallest input: <code>{esc(_json(r['input']))}</code></p>")
-        if r.get("reason"):
-            parts.append(f"<p>known: {_reason_html(r['reason'])}</p>")
-        if r.get("repro"):
-            parts.append(f"<p>replay: <code>{esc(r['repro'])}</code></p>")
+        parts += [f"<p>{_failure_fact(key, label, value)}</p>" for key, label, value in failure_facts(r)]
         if r.get("traceback"):
             parts.append(f"<pre>{esc(r['traceback'])}</pre>")
         script_name = r.get("repro_script")

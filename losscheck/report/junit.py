@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from .table import ResultTable, RUNTIME_ORDER, _index
+from .table import RUNTIME_ORDER, ResultTable, _index, failure_facts
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -29,16 +29,8 @@ def case_name(row: dict) -> str:
 
 def _details(row: dict) -> str:
     lines = [f"{row.get('code') or ''} {row.get('message') or ''}".strip()]
-    if row.get("error_eps") is not None:
-        lines.append(f"error {row['error_eps']} eps, bound {row.get('bound_eps')} eps")
-    if row.get("params") is not None:
-        lines.append(f"params: {row['params']}")
-    if row.get("input") is not None:
-        lines.append(f"smallest input: {row['input']}")
-    if row.get("reason"):
-        lines.append(f"known: {row['reason']}")
-    if row.get("repro"):
-        lines.append(f"reproduce: {row['repro']}")
+    for key, label, value in failure_facts(row):
+        lines.append(f"error {value[0]} eps, bound {value[1]} eps" if key == "error_eps" else f"{label}: {value}")
     if row.get("repro_script"):
         lines.append(f"reproducer script: {row['repro_script']}")
     if row.get("change"):

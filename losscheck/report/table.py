@@ -50,6 +50,24 @@ def sort_rows(rows: Iterable[dict]) -> list[dict]:
     return sorted(rows, key=sort_key)
 
 
+#: What every report says about a failing row, in this order: (row key, label). The renderers
+#: format the values (HTML links the reason and codes the JSON; JUnit and the console print text).
+FAILURE_FACTS = (("error_eps", "error"), ("params", "params"), ("input", "smallest input"),
+                 ("reason", "known"), ("repro", "reproduce"))
+
+
+def failure_facts(row: dict) -> list[tuple[str, str, object]]:
+    """(key, label, value) of the facts a failing row has; the error fact's value is
+    (error_eps, bound_eps)."""
+    out = []
+    for key, label in FAILURE_FACTS:
+        value = row.get(key)
+        if value is None or value == "":
+            continue
+        out.append((key, label, (value, row.get("bound_eps")) if key == "error_eps" else value))
+    return out
+
+
 def worst(statuses: Iterable[str]) -> str:
     """The most severe status of ``statuses`` ('' for none)."""
     statuses = list(statuses)
