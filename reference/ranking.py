@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Result, f64, finish, logsumexp
+from ._core import Result, f64, finish
 
 
 def ranking_softmax(logits, labels, *, where=None, weights=None, reduce_fn: str | None = "mean") -> Result:
@@ -31,17 +31,20 @@ def ranking_softmax(logits, labels, *, where=None, weights=None, reduce_fn: str 
     m = np.ones(s.shape, bool) if where is None else np.broadcast_to(np.asarray(where, bool), s.shape)
     w = np.ones(s.shape) if weights is None else np.broadcast_to(f64(weights), s.shape)
     yw = np.where(m, y * w, 0.0)
-    lse = logsumexp(s, axis=-1, keepdims=True, where=m)
     top = np.max(np.where(m, s, -np.inf), axis=-1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(invalid="ignore"):
-        lsm = np.where(m, s - lse, 0.0)
+    # (s - top) - log(sum exp(s - top)), as jax.nn.log_softmax computes it; not s - logsumexp(s), which
+    # rounds the normaliser to the ulp of top: log_softmax([-1e4, -1e4]) came out 1131 eps from log(1/2)
+    shifted = np.where(m, s - top, -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_s = np.log(np.sum(np.where(m, np.exp(shifted), 0.0), axis=-1, keepdims=True))
+        lsm = np.where(m, shifted - log_s, 0.0)
         p = np.where(m, np.exp(lsm), 0.0)
-    lse0 = np.where(np.isfinite(lse), lse, 0.0)
+    log_s0 = np.where(np.isfinite(log_s), log_s, 0.0)
     per = -np.sum(yw * lsm, axis=-1)
     # log_softmax is (s - max) - log(sum exp(s - max)); the sum is >= 1 and rounded, so each entry is
-    # accurate to about eps * (|s - max| + (lse - max) + 1), on top of |lsm| itself
-    err = np.where(m, np.abs(lsm) + np.abs(s - top) + (lse0 - top) + 1.0, 0.0)
+    # accurate to about eps * (|s - max| + log(sum) + 1), on top of |lsm| itself
+    err = np.where(m, np.abs(lsm) + np.abs(s - top) + log_s0 + 1.0, 0.0)
     per_scale = np.sum(np.abs(yw) * err, axis=-1)
     any_valid = m.any(axis=-1)
     if reduce_fn is None:
