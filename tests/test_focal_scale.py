@@ -129,3 +129,31 @@ def test_balancing_weight_rounding_is_in_the_gradient_scale():
     np.testing.assert_allclose(framework / expected, 1.19209, rtol=1e-4)   # the rounding under test is there
     mag = res.grad_magnitude(np.array([1.0]))["output"]
     assert grad_error(framework, expected, mag, "float32") <= GRAD_BOUND["float32"](1)
+
+
+def test_categorical_gradient_scale_counts_the_renormalised_q_in_one_minus_q():
+    """keras-jax (torch, TensorFlow alike) float32, axis = 0, gamma = 1, y_true column [0, 1], y_pred column
+    [6.1031e-5, 1 - 2**-14]: the sum 1 - 3.7e-9 rounds to 1, so 1 - q is 2**-14 for 6.1031e-5 and
+    d/dy_pred[0, 0] comes out 4.3356744e-5 for 4.3354104e-5 (255 eps of a scale without the rounding of q)."""
+    f32 = np.float32
+    z = np.array([6.103143823565915e-05, 0.99993896484375], dtype=f32)
+    cot = 1.0 + 0.5 * np.sin(np.arange(1.0, 4.0))
+    # Keras' forward in float32 and its autodiff: q = z / s, loss = a (1 - q)(-log q) for the live class
+    s = z[0] + z[1]
+    assert s == 1                                           # the rounding under test is there
+    q1, a, g = z[1] / s, f32(0.25), f32(cot[0])
+    gq1 = -a * g * (-np.log(q1) + (f32(1) - q1) / q1)
+    framework = np.zeros((2, 3))
+    framework[:, 0] = [-gq1 * z[1] / (s * s), gq1 * z[0] / (s * s)]
+    np.testing.assert_allclose(framework[0, 0], 4.3356743844924495e-05, rtol=1e-7)   # measured on keras-jax
+    y_pred = np.array([[z[0], 0.5, 0.5], [z[1], 0.5, 0.5]], dtype=np.float64)
+    res = C.categorical_focal_cross_entropy(y_pred, np.array([[0.0, 0, 0], [1, 0, 0]]), gamma=1.0, alpha=0.25,
+                                            clip_eps=1e-7, axis=0)
+    expected, mag = res.grad(cot)["output"], res.grad_magnitude(cot)["output"]
+    assert abs(framework[0, 0] / expected[0, 0] - 1) > 5e-5
+    assert grad_error(framework, expected, mag, "float32") <= GRAD_BOUND["float32"](1)
+    # the scale still tells a gradient without the focal factor (alpha y / q alone) from the right one
+    zd = z.astype(np.float64)
+    plain = expected.copy()
+    plain[:, 0] = 0.25 * cot[0] * np.array([1 / zd.sum(), 1 / zd.sum() - 1 / zd[1]])   # of -alpha log(z1 / s)
+    assert grad_error(plain, expected, mag, "float32") > 1e3 * GRAD_BOUND["float32"](1)
