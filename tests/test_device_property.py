@@ -84,3 +84,13 @@ def test_jax_on_cuda_agrees_with_the_oracle_and_the_cpu(loss, prop):
     pytest.importorskip("optax")
     row = run_check(catalog.get(loss), Task(loss, "jax", prop, "float32", "cuda"), examples=20, seed=0)
     assert row["status"] in ("pass", "deviation", "xfail"), (row["code"], row["message"])
+
+
+def test_a_raising_call_expected_in_gradient_is_expected_in_device_but_not_nondeterminism():
+    from losscheck.catalog.spec import Expected
+
+    raises = Expected("the gradient raises", "https://example.org", property="gradient", code="X001")
+    wrong = Expected("the gradient is off", "https://example.org", property="gradient")
+    assert raises.matches("device", "float32", "jax", code="X001")
+    assert not wrong.matches("device", "float32", "jax", code="D005")
+    assert wrong.matches("numerics", "float32", "jax", code="G001")
