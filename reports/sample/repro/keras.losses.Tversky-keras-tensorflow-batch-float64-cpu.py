@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.Tversky [keras-tensorflow, batch, float64, cpu] xfail B004
-# a batch of one sample disagrees with the oracle: 0.6454707996147099 vs 0.543715666886619
+# losscheck reproducer: keras.losses.Tversky [keras-tensorflow, batch, float64, cpu] xfail V007
+# disagrees where the documented clipping acts (1e-7 (keras.config.epsilon()) is added to the
+# denominator: an empty target and prediction give loss 1 where the documented formula is 0/0; the
+# value matches neither it nor the exact loss): a different epsilon or clamp; framework 0.6454708,
+# oracle 0.543715667; error 180,621,367,628,360 eps, bound 83 eps
 # known: Keras 3.15 applies alpha to the false negatives and beta to the false positives, the reverse
 # of its docstring (and of Salehi et al. 2017): tversky() sets inputs = y_true, targets = y_pred, so
 # its fp = sum((1 - y_pred) y_true). Verified on TensorFlow in float64 over 150 random cases: Keras
@@ -246,8 +249,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -6,7 +6,9 @@
 # for labels that sum to 1 along the class axis; Keras' label smoothing divides by the size of the
 # last axis whatever `axis` is, so with axis != -1 the smoothed labels do not (verified:
 # categorical_crossentropy([[1], [0]], [[0], [0]], from_logits=True, label_smoothing=1, axis=0) has
-# d/dy_pred = [-0.5, -0.5], the derivative is [0, 0]; jax and torch give the derivative)
+# d/dy_pred = [-0.5, -0.5], the derivative is [0, 0]; jax and torch give the derivative); an all-zero
+# label row is off the simplex too (measured in the soak: logits [-1e4, -1e4] with labels [0, 0] give
+# a nonzero d/dy_pred, the derivative is 0)
 # (https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits)
 #
 # Needs NumPy and keras with tensorflow; not losscheck.
@@ -247,8 +249,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

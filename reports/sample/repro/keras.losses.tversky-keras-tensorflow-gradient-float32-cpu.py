@@ -246,8 +246,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

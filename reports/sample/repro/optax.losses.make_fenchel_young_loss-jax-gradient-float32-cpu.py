@@ -40,12 +40,12 @@ PARAMS = json.loads('{"max_fun": "sparsemax"}')
 ARRAY_PARAMS = json.loads('[]')
 EXPECTED_VALUE = json.loads('[1.1415912810848572, 1.79653625557728]')
 EXPECTED_SHAPE = json.loads('[2]')
-SCALE = json.loads('[1.7043220402281498, 2.29653625557728]')
+SCALE = json.loads('[2.1387963221948363, 2.79653625557728]')
 VALUE_BOUND = json.loads('91.67545294909837')
 GRAD_BOUND = json.loads('91.67545294909837')
 COTANGENT = json.loads('[1.4207354924039484, 1.454648713412841]')
 EXPECTED_GRADS = json.loads('{"scores": [[-0.3650447615094527, 0.5099760909787332, 0.29461902781369426, -0.0854949093755413, -0.3540554373221291], [0.7273243567064205, -0.9665995010465781, -0.48804912566244296, 0.0, 0.7273242493064788]], "targets": [[0.7103677462019742, -0.18618942655036458, 0.0, 1.307535316787124, 3.791152984116191], [0.0, 1.2037205756867315, 4.3212032379510745, 4.3227663344150775, 0.0]]}')
-GRAD_MAGNITUDE = json.loads('{"scores": 1.0969488279755797, "targets": 4.3227663344150775}')
+GRAD_MAGNITUDE = json.loads('{"scores": 1.9004112874527364, "targets": 4.3227663344150775}')
 KINKS = json.loads('{"scores": [[false, false, false, false, false], [false, false, false, false, false]]}')
 TILES = json.loads('null')
 BATCH_AXES = json.loads('{}')
@@ -265,8 +265,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -40,12 +40,12 @@ PARAMS = json.loads('{}')
 ARRAY_PARAMS = json.loads('[]')
 EXPECTED_VALUE = json.loads('[0.25]')
 EXPECTED_SHAPE = json.loads('[1]')
-SCALE = json.loads('[0.75]')
+SCALE = json.loads('[1.25]')
 VALUE_BOUND = json.loads('76.67970000576925')
 GRAD_BOUND = json.loads('76.67970000576925')
 COTANGENT = json.loads('[1.4207354924039484]')
 EXPECTED_GRADS = json.loads('{"scores": [[-0.7103677462019742, 0.7103677462019742]]}')
-GRAD_MAGNITUDE = json.loads('{"scores": 2.1311032386059225}')
+GRAD_MAGNITUDE = json.loads('{"scores": 2.8414709848078967}')
 KINKS = json.loads('{"scores": [[false, false]]}')
 TILES = json.loads('null')
 BATCH_AXES = json.loads('{}')
@@ -260,8 +260,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.BinaryFocalCrossentropy [keras-torch, numerics, float32, cpu] xfail G006
-# the value agrees but the gradient of 'y_true' does not: the backward is not the derivative of the
-# forward; error 1,321 eps, bound 72 eps
-# known: Keras forms the focal base 1 - p_t by subtraction: where p_t is close to 1 the result carries
-# the rounding of p_t, up to its own size (at the clip bound p = 1e-7, float32 gives 1 - (1 - p) =
-# 1.19e-7), and the focal factor's contribution to the gradient is off by as much (measured: d/dy_true
-# 1.19 x the exact one at y_true = y_pred = 0, gamma = 1, float32, keras-jax and keras-tensorflow)
-# (https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py)
+# losscheck reproducer: keras.losses.Circle [keras-torch, numerics, float32, cpu] xfail X008
+# input 'sample_weight' changed in place: 3 of 3 elements differ after the call
+# known: Loss.__call__ writes into the caller's sample_weight on the torch backend (X008): apply_mask
+# (keras/src/losses/loss.py) does 'sample_weight *= float_mask' on the tensor it was given
+# (convert_to_tensor and cast return it as is), and circle() always sets a mask (loss > 0). The value
+# is right, but the caller's weights are rescaled by total/valid (or zeroed where masked) on every
+# call. Verified: y_true=[0, 1, 1], y_pred=zeros((3, 1)), sample_weight=torch.tensor([0, 1.5, 1.5])
+# gives 81.6, 122.4, 183.6 on three calls (TensorFlow and JAX: 81.6 each time)
+# (https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py)
 #
 # Needs NumPy and keras with torch; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: classification.binary_focal_cross_entropy).
+# this script (oracle: embedding.circle(keras_mask=True)).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.BinaryFocalCrossentropy --runtime keras-torch --property numerics --dtype float32 --seed 0 --examples 5
+# Replay the whole check: losscheck check keras.losses.Circle --runtime keras-torch --property numerics --dtype float32 --seed 0 --examples 5
 
 import json
 import os
@@ -21,31 +22,31 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.BinaryFocalCrossentropy'
+SPEC_ID = 'keras.losses.Circle'
 RUNTIME = 'keras-torch'
 PROPERTY = 'numerics'
 DTYPE = 'float32'
 DEVICE_NAME = 'cpu'
 KERAS_BACKEND = 'torch'
 ORDER = ['y_true', 'y_pred', 'sample_weight']
-KIND = {'y_true': 'float', 'y_pred': 'float', 'sample_weight': 'float'}
-GRAD_ARGS = ['y_true', 'y_pred']
+KIND = {'y_true': 'int', 'y_pred': 'float', 'sample_weight': 'float'}
+GRAD_ARGS = ['y_pred']
 UNAVAILABLE = ''
 EPS = 1.1920928955078125e-07
 TINY = 1.1754943508222875e-38
-INPUTS = json.loads('{"y_true": [0.0], "y_pred": [-8.0]}')
-SHAPES = json.loads('{"y_true": [1], "y_pred": [1]}')
-PARAMS = json.loads('{"apply_class_balancing": true, "alpha": 0.6079929667786429, "gamma": 4.0, "from_logits": true, "label_smoothing": 6.034408349569449e-41, "axis": -1, "reduction": "sum"}')
+INPUTS = json.loads('{"y_true": [0, 0, 0], "y_pred": [[1.0], [1.0], [0.0]], "sample_weight": [4.0, 1.0000000116860974e-07, 4.0]}')
+SHAPES = json.loads('{"y_true": [3], "y_pred": [3, 1], "sample_weight": [3]}')
+PARAMS = json.loads('{"gamma": 49.117231450552914, "margin": 0.4, "remove_diagonal": false, "reduction": "sum_over_batch_size"}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('1.6628730229160583e-18')
+EXPECTED_VALUE = json.loads('0.0')
 EXPECTED_SHAPE = json.loads('[]')
-SCALE = json.loads('1.9837795993429164e-14')
-VALUE_BOUND = json.loads('72.0')
-GRAD_BOUND = json.loads('72.0')
+SCALE = json.loads('0.0')
+VALUE_BOUND = json.loads('80.0')
+GRAD_BOUND = json.loads('80.0')
 COTANGENT = json.loads('1.4207354924039484')
-EXPECTED_GRADS = json.loads('{"y_true": [8.451155748987501e-14], "y_pred": [1.1808948397761436e-17]}')
-GRAD_MAGNITUDE = json.loads('{"y_true": 8.45186453942876e-14, "y_pred": 1.1808948397761436e-17}')
-KINKS = json.loads('{"y_pred": [false]}')
+EXPECTED_GRADS = json.loads('{"y_pred": [[0.0], [0.0], [0.0]]}')
+GRAD_MAGNITUDE = json.loads('{"y_pred": 0.0}')
+KINKS = json.loads('{"y_pred": [[true], [true], [false]]}')
 TILES = json.loads('null')
 BATCH_AXES = json.loads('{}')
 EXPECTED_TILED_VALUE = json.loads('null')
@@ -136,7 +137,7 @@ def _catalog_build():
         return getattr(ns.keras.losses, name)(**params)
 
     from functools import partial
-    return partial(_keras_class, 'BinaryFocalCrossentropy')
+    return partial(_keras_class, 'Circle')
 
 
 build = _catalog_build()
@@ -242,8 +243,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

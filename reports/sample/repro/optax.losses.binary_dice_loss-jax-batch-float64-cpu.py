@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.dice [keras-jax, batch, float64, cpu] fail B002
-# tiling the batch 2 times changed a mean-reduced loss: 0.846153847 vs 0.846153847; error 1,966,637
-# eps, bound 101 eps
+# losscheck reproducer: optax.losses.binary_dice_loss [jax, batch, float64, cpu] xfail X001
+# ValueError: When apply_softmax=False, predictions must be valid probability distributions that sum
+# to 1 along the class axis. Found sum range: [0.000000, 1.000000]
+# known: binary_dice_loss(apply_sigmoid=False) passes apply_softmax=False on to dice_loss, which
+# requires the class rows to sum to 1; binary predictions have a class axis of 1, so every probability
+# but 1 is rejected. Verified: binary_dice_loss(jnp.array([[0.3, 0.6]]), jnp.array([[0., 1.]]),
+# apply_sigmoid=False) raises ValueError 'When apply_softmax=False, predictions must be valid
+# probability distributions that sum to 1 along the class axis' (under jax.vjp formatting that message
+# fails first: TypeError 'unsupported format string passed to LinearizeTracer.__format__'); with
+# predictions [[1., 1.]] it returns 0.2, the documented loss (https://github.com/google-
+# deepmind/optax/blob/main/optax/losses/_segmentation.py)
 #
-# Needs NumPy and keras with jax; not losscheck.
+# Needs NumPy and jax; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: segmentation.dice(epsilon=1e-7)).
+# this script (oracle: segmentation.binary_dice_loss).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.dice --runtime keras-jax --property batch --dtype float64 --seed 0 --examples 5
+# Replay the whole check: losscheck check optax.losses.binary_dice_loss --runtime jax --property batch --dtype float64 --seed 0 --examples 5
 
 import json
 import os
@@ -16,35 +24,35 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.dice'
-RUNTIME = 'keras-jax'
+SPEC_ID = 'optax.losses.binary_dice_loss'
+RUNTIME = 'jax'
 PROPERTY = 'batch'
 DTYPE = 'float64'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'jax'
-ORDER = ['y_true', 'y_pred']
-KIND = {'y_true': 'float', 'y_pred': 'float'}
+KERAS_BACKEND = None
+ORDER = ['predictions', 'targets']
+KIND = {'predictions': 'float', 'targets': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
 EPS = 2.220446049250313e-16
 TINY = 2.2250738585072014e-308
-INPUTS = json.loads('{"y_true": [[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]], "y_pred": [[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]]}')
-SHAPES = json.loads('{"y_true": [2, 2, 3], "y_pred": [2, 2, 3]}')
-PARAMS = json.loads('{"axis": null}')
+INPUTS = json.loads('{"predictions": [[[1.0, 0.0], [1.0, 0.4441697884563177]], [[0.5783023830354833, 0.4441697884563177], [0.4513275895872265, 1e-08]]], "targets": [[[0.018964948169569732, 0.7058188531523296], [0.434427086951244, 0.99]], [[2.5296029335075045e-110, 0.3379588640582208], [0.4997127457689815, 0.2030238481542846]]]}')
+SHAPES = json.loads('{"predictions": [2, 2, 2], "targets": [2, 2, 2]}')
+PARAMS = json.loads('{"smooth": 0.2651198367518673, "apply_sigmoid": false}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('0.846153847337278')
-EXPECTED_SHAPE = json.loads('[]')
-SCALE = json.loads('1.355029582703687')
-VALUE_BOUND = json.loads('93.60351774512874')
-GRAD_BOUND = json.loads('93.60351774512874')
+EXPECTED_VALUE = json.loads('[0.5478822070055523, 0.5790995764970768]')
+EXPECTED_SHAPE = json.loads('[2]')
+SCALE = json.loads('[2.219477912707087, 2.0495158140428043]')
+VALUE_BOUND = json.loads('89.3594000115385')
+GRAD_BOUND = json.loads('89.3594000115385')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
 TILES = json.loads('2')
-BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0}')
-EXPECTED_TILED_VALUE = json.loads('0.8461538467455622')
-TILED_SCALE = json.loads('1.3550295842512516')
+BATCH_AXES = json.loads('{"predictions": 0, "targets": 0}')
+EXPECTED_TILED_VALUE = json.loads('[0.5478822070055523, 0.5790995764970768, 0.5478822070055523, 0.5790995764970768]')
+TILED_SCALE = json.loads('[2.219477912707087, 2.0495158140428043, 2.219477912707087, 2.0495158140428043]')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
@@ -145,10 +153,10 @@ def make_loss(params):
 
 def _catalog_build():
     from functools import partial
-    def _keras_function(name, ns, params):
-        return partial(getattr(ns.keras.losses, name), **params)
+    def _optax_fn(name, ns, params):
+        return partial(getattr(ns.optax.losses, name), **params)
 
-    return partial(_keras_function, 'dice')
+    return partial(_optax_fn, 'binary_dice_loss')
 
 
 build = _catalog_build()
@@ -254,8 +262,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.circle [keras-torch, batch, float64, cpu] fail B003
-# tiling the batch 2 times did not tile the per-sample losses: 55.0931549 vs 0; error inf eps, bound
-# 83 eps
+# losscheck reproducer: keras.losses.squared_hinge [keras-tensorflow, batch, float32, cpu] xfail B003
+# samples are not independent: changing sample 0 of 'y_true' changed the gradient of the other
+# samples; error 8,388,608 eps, bound 86 eps
+# known: Keras converts {0, 1} labels to {-1, 1} only when every label of the batch is 0 or 1 (ops.all
+# in convert_binary_labels_to_hinge): one sample's label decides how the others are read and
+# differentiated (d/dy_true doubles under the conversion). Verified: squared_hinge([[-1], [1]], [[.5],
+# [.5]]) and squared_hinge([[1], [1]], [[.5], [.5]]) give sample 1 the same loss but d/dy_true[1] -0.5
+# vs -1.0 (TensorFlow) (https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py)
 #
-# Needs NumPy and keras with torch; not losscheck.
+# Needs NumPy and keras with tensorflow; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: embedding.circle(keras_mask=True)).
+# this script (oracle: margin.hinge(squared=True)).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.circle --runtime keras-torch --property batch --dtype float64 --seed 0 --examples 5
+# Replay the whole check: losscheck check keras.losses.squared_hinge --runtime keras-tensorflow --property batch --dtype float32 --seed 0 --examples 5
 
 import json
 import os
@@ -16,69 +21,73 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.circle'
-RUNTIME = 'keras-torch'
+SPEC_ID = 'keras.losses.squared_hinge'
+RUNTIME = 'keras-tensorflow'
 PROPERTY = 'batch'
-DTYPE = 'float64'
+DTYPE = 'float32'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'torch'
+KERAS_BACKEND = 'tensorflow'
 ORDER = ['y_true', 'y_pred']
-KIND = {'y_true': 'int', 'y_pred': 'float'}
+KIND = {'y_true': 'float', 'y_pred': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
-EPS = 2.220446049250313e-16
-TINY = 2.2250738585072014e-308
-INPUTS = json.loads('{"y_true": [0, 1], "y_pred": [[0.0], [0.0]]}')
-SHAPES = json.loads('{"y_true": [2], "y_pred": [2, 1]}')
-PARAMS = json.loads('{"gamma": 80.0, "margin": 0.4, "remove_diagonal": true}')
+EPS = 1.1920928955078125e-07
+TINY = 1.1754943508222875e-38
+INPUTS = json.loads('{"y_true": [[-1.0], [1.0], [1.0], [1.0], [1.0], [1.0]], "y_pred": [[4.064073085784912], [-8.0], [5.936059474945068], [0.0], [-1.810516513492714e-16], [0.0]]}')
+SHAPES = json.loads('{"y_true": [6, 1], "y_pred": [6, 1]}')
+PARAMS = json.loads('{}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('[0.0, 0.0]')
-EXPECTED_SHAPE = json.loads('[2]')
-SCALE = json.loads('[0.0, 0.0]')
-VALUE_BOUND = json.loads('76.67970000576925')
-GRAD_BOUND = json.loads('76.67970000576925')
+EXPECTED_VALUE = json.loads('[25.644836218171122, 81.0, 0.0, 1.0, 1.0000000000000004, 1.0]')
+EXPECTED_SHAPE = json.loads('[6]')
+SCALE = json.loads('[25.644836218171122, 81.0, 0.0, 1.0, 1.0000000000000004, 1.0]')
+VALUE_BOUND = json.loads('86.45883937646083')
+GRAD_BOUND = json.loads('86.45883937646083')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
 TILES = json.loads('2')
 BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0}')
-EXPECTED_TILED_VALUE = json.loads('[55.09314718055995, 55.09314718055995, 55.09314718055995, 55.09314718055995]')
-TILED_SCALE = json.loads('[438.4, 438.4, 438.4, 438.4]')
+EXPECTED_TILED_VALUE = json.loads('[25.644836218171122, 81.0, 0.0, 1.0, 1.0000000000000004, 1.0, 25.644836218171122, 81.0, 0.0, 1.0, 1.0000000000000004, 1.0]')
+TILED_SCALE = json.loads('[25.644836218171122, 81.0, 0.0, 1.0, 1.0000000000000004, 1.0, 25.644836218171122, 81.0, 0.0, 1.0, 1.0000000000000004, 1.0]')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
 
 import numpy as np
-import torch
+import tensorflow as tf
 
-DEVICE = torch.device(DEVICE_NAME)
-FLOAT = getattr(torch, DTYPE)
+DEVICE = "/GPU:0" if DEVICE_NAME.startswith("cuda") else "/CPU:0"
+FLOAT = getattr(tf, DTYPE)
 
 
-def tensor(x, kind, requires_grad=False):
+def tensor(x, kind):
     if kind == "float":
-        return torch.as_tensor(np.asarray(x, dtype=np.float64), device=DEVICE).to(FLOAT).requires_grad_(requires_grad)
+        return tf.cast(tf.constant(np.asarray(x, dtype=np.float64)), FLOAT)
     if kind == "bool":
-        return torch.as_tensor(np.asarray(x, dtype=bool), device=DEVICE)
-    return torch.as_tensor(np.asarray(x, dtype=np.int64), device=DEVICE)
+        return tf.constant(np.asarray(x, dtype=bool))
+    return tf.constant(np.asarray(x, dtype=np.int64))
 
 
 def evaluate(params, inputs, grad_names=(), cotangent=None):
     """(value, {input: gradient or None}) as float64 NumPy."""
-    leaves = {n: tensor(inputs[n], "float", requires_grad=True) for n in grad_names}
-    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
-    out = call_in_order(make_loss(params), {**leaves, **others})
-    if not isinstance(out, torch.Tensor):
-        return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
-    value = out.detach().to(torch.float64).cpu().numpy()
-    grads = {}
-    if leaves:
-        gs = [None] * len(leaves)
-        if out.requires_grad:
-            cot = torch.as_tensor(np.broadcast_to(cotangent, tuple(out.shape)).copy(), device=out.device)
-            gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot.to(out.dtype), allow_unused=True)
-        grads = {n: None if g is None else g.detach().to(torch.float64).cpu().numpy() for n, g in zip(leaves, gs)}
+    with tf.device(DEVICE):
+        leaves = {n: tensor(inputs[n], "float") for n in grad_names}
+        others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
+        fn = make_loss(params)
+        with tf.GradientTape() as tape:
+            for t in leaves.values():
+                tape.watch(t)
+            out = call_in_order(fn, {**leaves, **others})
+        if not tf.is_tensor(out):
+            return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
+        value = np.asarray(tf.cast(out, tf.float64).numpy())
+        grads = {}
+        if leaves:
+            cot = tf.cast(tf.constant(np.broadcast_to(cotangent, tuple(out.shape)).copy()), out.dtype)
+            gs = tape.gradient(out, list(leaves.values()), output_gradients=cot)
+            grads = {n: None if g is None else np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64).numpy())
+                     for n, g in zip(leaves, gs)}
     return value, grads
 
 class Namespace:
@@ -131,7 +140,7 @@ def _catalog_build():
     def _keras_function(name, ns, params):
         return partial(getattr(ns.keras.losses, name), **params)
 
-    return partial(_keras_function, 'circle')
+    return partial(_keras_function, 'squared_hinge')
 
 
 build = _catalog_build()
@@ -237,8 +246,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-# losscheck reproducer: optax.losses.multiclass_generalized_dice_loss [jax, batch, float32, cpu] xfail X001
-# ValueError: When apply_softmax=False, predictions must be valid probability distributions that sum
-# to 1 along the class axis. Found sum range: [0.000000, 0.000000]
-# known: with apply_softmax=False optax validates its input and raises ValueError on rows that are not
-# distributions (a zero-sum row, drawn by the numerics property) (https://github.com/google-
-# deepmind/optax/blob/main/optax/losses/_segmentation.py)
+# losscheck reproducer: keras.losses.categorical_crossentropy [keras-torch, batch, float64, cpu] xfail B003
+# tiling the batch 2 times did not tile the per-sample losses: 1.02132598 vs 2.00151254; error
+# 2,533,772 eps, bound 107 eps
+# known: Keras' categorical label smoothing divides by the size of the last axis whatever `axis` is:
+# with the class axis first the last axis is the batch, so a per-sample loss depends on the batch
+# size. Verified (TensorFlow): categorical_crossentropy([[1], [0]], [[.5], [.5]], label_smoothing=1,
+# axis=0), one sample, is 1.386; the same sample twice along the batch axis gives 0.693 each (all
+# three backends fail the tiling check alike) (https://github.com/keras-
+# team/keras/blob/master/keras/src/losses/losses.py)
 #
-# Needs NumPy and jax; not losscheck.
+# Needs NumPy and keras with torch; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: segmentation.generalized_dice_loss).
+# this script (oracle: classification.categorical_cross_entropy(from_logits: softmax_cross_entropy)).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check optax.losses.multiclass_generalized_dice_loss --runtime jax --property batch --dtype float32 --seed 0 --examples 5
+# Replay the whole check: losscheck check keras.losses.categorical_crossentropy --runtime keras-torch --property batch --dtype float64 --seed 0 --examples 5
 
 import json
 import os
@@ -19,87 +22,70 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'optax.losses.multiclass_generalized_dice_loss'
-RUNTIME = 'jax'
+SPEC_ID = 'keras.losses.categorical_crossentropy'
+RUNTIME = 'keras-torch'
 PROPERTY = 'batch'
-DTYPE = 'float32'
+DTYPE = 'float64'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = None
-ORDER = ['predictions', 'targets']
-KIND = {'predictions': 'float', 'targets': 'float'}
+KERAS_BACKEND = 'torch'
+ORDER = ['y_true', 'y_pred']
+KIND = {'y_true': 'float', 'y_pred': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
-EPS = 1.1920928955078125e-07
-TINY = 1.1754943508222875e-38
-INPUTS = json.loads('{"predictions": [0.0], "targets": [0.0]}')
-SHAPES = json.loads('{"predictions": [1], "targets": [1]}')
-PARAMS = json.loads('{"smooth": 0.19468292132888343, "apply_softmax": false, "ignore_background": true}')
+EPS = 2.220446049250313e-16
+TINY = 2.2250738585072014e-308
+INPUTS = json.loads('{"y_true": [[0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2]], "y_pred": [[0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2]]}')
+SHAPES = json.loads('{"y_true": [5, 4], "y_pred": [5, 4]}')
+PARAMS = json.loads('{"from_logits": false, "label_smoothing": 0.9744386410098094, "axis": 0}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('0.0')
-EXPECTED_SHAPE = json.loads('[]')
-SCALE = json.loads('3.0')
-VALUE_BOUND = json.loads('72.0')
-GRAD_BOUND = json.loads('72.0')
+EXPECTED_VALUE = json.loads('[2.0015125354795877, 2.0015125354795877, 2.0015125354795877, 2.0015125354795877]')
+EXPECTED_SHAPE = json.loads('[4]')
+SCALE = json.loads('[3.24512219573204, 3.24512219573204, 3.24512219573204, 3.24512219573204]')
+VALUE_BOUND = json.loads('99.13853938223008')
+GRAD_BOUND = json.loads('99.13853938223008')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
 TILES = json.loads('2')
-BATCH_AXES = json.loads('{"predictions": 0, "targets": 0}')
-EXPECTED_TILED_VALUE = json.loads('0.0')
-TILED_SCALE = json.loads('3.0')
+BATCH_AXES = json.loads('{"y_true": 1, "y_pred": 1}')
+EXPECTED_TILED_VALUE = json.loads('[1.0213259778658694, 1.0213259778658694, 1.0213259778658694, 1.0213259778658694, 1.0213259778658694, 1.0213259778658694, 1.0213259778658694, 1.0213259778658694]')
+TILED_SCALE = json.loads('[1.6559114874871912, 1.6559114874871912, 1.6559114874871912, 1.6559114874871912, 1.6559114874871912, 1.6559114874871912, 1.6559114874871912, 1.6559114874871912]')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
 
 import numpy as np
-import jax
+import torch
 
-jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp
-
-DEVICE = jax.devices("gpu" if DEVICE_NAME.startswith("cuda") else "cpu")[0]
-FLOAT = getattr(jnp, DTYPE)
-UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-               jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+DEVICE = torch.device(DEVICE_NAME)
+FLOAT = getattr(torch, DTYPE)
 
 
-def tensor(x, kind):
+def tensor(x, kind, requires_grad=False):
     if kind == "float":
-        arr = jnp.asarray(np.asarray(x, dtype=np.float64)).astype(FLOAT)
-    elif kind == "bool":
-        arr = jnp.asarray(np.asarray(x, dtype=bool))
-    else:
-        arr = jnp.asarray(np.asarray(x, dtype=np.int64))
-    return jax.device_put(arr, DEVICE)
+        return torch.as_tensor(np.asarray(x, dtype=np.float64), device=DEVICE).to(FLOAT).requires_grad_(requires_grad)
+    if kind == "bool":
+        return torch.as_tensor(np.asarray(x, dtype=bool), device=DEVICE)
+    return torch.as_tensor(np.asarray(x, dtype=np.int64), device=DEVICE)
 
 
 def evaluate(params, inputs, grad_names=(), cotangent=None):
-    """(value, {input: gradient or None}) as float64 NumPy; compiled with jit as losscheck does,
-    eagerly where the loss cannot be traced."""
-    names = list(grad_names)
-    xs = [tensor(inputs[n], "float") for n in names]
-    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in names}
-    fn = make_loss(params)
-
-    def f(*args):
-        return call_in_order(fn, {**dict(zip(names, args)), **others})
-
-    def value_and_grads(*args):
-        out, vjp = jax.vjp(f, *args)
-        return out, vjp(jnp.broadcast_to(jnp.asarray(cotangent), jnp.shape(out)).astype(out.dtype))
-
-    program = value_and_grads if names else f
-    try:
-        result = jax.jit(program)(*xs)
-    except UNTRACEABLE:
-        result = program(*xs)
-    except TypeError as exc:
-        if "not a valid JAX type" not in str(exc):
-            raise
-        return np.asarray(f(*xs), dtype=np.float64), {n: None for n in names}
-    out, grads = result if names else (result, ())
-    return np.asarray(out, dtype=np.float64), {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)}
+    """(value, {input: gradient or None}) as float64 NumPy."""
+    leaves = {n: tensor(inputs[n], "float", requires_grad=True) for n in grad_names}
+    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
+    out = call_in_order(make_loss(params), {**leaves, **others})
+    if not isinstance(out, torch.Tensor):
+        return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
+    value = out.detach().to(torch.float64).cpu().numpy()
+    grads = {}
+    if leaves:
+        gs = [None] * len(leaves)
+        if out.requires_grad:
+            cot = torch.as_tensor(np.broadcast_to(cotangent, tuple(out.shape)).copy(), device=out.device)
+            gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot.to(out.dtype), allow_unused=True)
+        grads = {n: None if g is None else g.detach().to(torch.float64).cpu().numpy() for n, g in zip(leaves, gs)}
+    return value, grads
 
 class Namespace:
     """What the catalog's build(ns, params) receives: modules imported on first use."""
@@ -148,10 +134,10 @@ def make_loss(params):
 
 def _catalog_build():
     from functools import partial
-    def _optax_fn(name, ns, params):
-        return partial(getattr(ns.optax.losses, name), **params)
+    def _keras_function(name, ns, params):
+        return partial(getattr(ns.keras.losses, name), **params)
 
-    return partial(_optax_fn, 'multiclass_generalized_dice_loss')
+    return partial(_keras_function, 'categorical_crossentropy')
 
 
 build = _catalog_build()
@@ -257,8 +243,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.circle [keras-jax, batch, float32, cpu] fail B003
-# tiling the batch 2 times did not tile the per-sample losses: 55.0931549 vs 0; error
-# 4,686,807,288,243,242,653,289,445,522,209,285,079,040 eps, bound 83 eps
+# losscheck reproducer: keras.losses.SparseCategoricalCrossentropy [keras-tensorflow, device, float32, cpu] xfail X001
+# ValueError: Only axis=-1 is currently supported. Received: axis=1
+# known: sparse_categorical_crossentropy documents `axis` (the class axis), but the TensorFlow backend
+# raises ValueError 'Only axis=-1 is currently supported' for a class axis other than the last; the
+# torch backend honours it (verified with y_pred of shape (2, 4, 3), axis=1)
+# (https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py)
 #
-# Needs NumPy and keras with jax; not losscheck.
+# Needs NumPy and keras with tensorflow; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: embedding.circle(keras_mask=True)).
+# this script (oracle: classification.sparse_categorical_cross_entropy).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.circle --runtime keras-jax --property batch --dtype float32 --seed 0 --examples 5
+# Replay the whole check: losscheck check keras.losses.SparseCategoricalCrossentropy --runtime keras-tensorflow --property device --dtype float32 --seed 0 --examples 5
 
 import json
 import os
@@ -16,87 +19,74 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.circle'
-RUNTIME = 'keras-jax'
-PROPERTY = 'batch'
+SPEC_ID = 'keras.losses.SparseCategoricalCrossentropy'
+RUNTIME = 'keras-tensorflow'
+PROPERTY = 'device'
 DTYPE = 'float32'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'jax'
-ORDER = ['y_true', 'y_pred']
-KIND = {'y_true': 'int', 'y_pred': 'float'}
+KERAS_BACKEND = 'tensorflow'
+ORDER = ['y_true', 'y_pred', 'sample_weight']
+KIND = {'y_true': 'int', 'y_pred': 'float', 'sample_weight': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
 EPS = 1.1920928955078125e-07
 TINY = 1.1754943508222875e-38
-INPUTS = json.loads('{"y_true": [0, 1], "y_pred": [[0.0], [0.0]]}')
-SHAPES = json.loads('{"y_true": [2], "y_pred": [2, 1]}')
-PARAMS = json.loads('{"gamma": 80.0, "margin": 0.4, "remove_diagonal": true}')
+INPUTS = json.loads('{"y_true": [[[2]]], "y_pred": [[[0.3333333432674408], [0.3333333432674408], [0.3333333432674408]]], "sample_weight": [[3.211278200149536]]}')
+SHAPES = json.loads('{"y_true": [1, 1, 1], "y_pred": [1, 3, 1], "sample_weight": [1, 1]}')
+PARAMS = json.loads('{"from_logits": false, "ignore_class": -1, "axis": 1, "reduction": null}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('[0.0, 0.0]')
-EXPECTED_SHAPE = json.loads('[2]')
-SCALE = json.loads('[0.0, 0.0]')
-VALUE_BOUND = json.loads('76.67970000576925')
-GRAD_BOUND = json.loads('76.67970000576925')
+EXPECTED_VALUE = json.loads('[[3.52794969301629]]')
+EXPECTED_SHAPE = json.loads('[1, 1]')
+SCALE = json.loads('[[6.739227988869373]]')
+VALUE_BOUND = json.loads('80.0')
+GRAD_BOUND = json.loads('80.0')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
-TILES = json.loads('2')
-BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0}')
-EXPECTED_TILED_VALUE = json.loads('[55.09314718055995, 55.09314718055995, 55.09314718055995, 55.09314718055995]')
-TILED_SCALE = json.loads('[438.4, 438.4, 438.4, 438.4]')
+TILES = json.loads('null')
+BATCH_AXES = json.loads('{}')
+EXPECTED_TILED_VALUE = json.loads('null')
+TILED_SCALE = json.loads('null')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
 
 import numpy as np
-import jax
+import tensorflow as tf
 
-jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp
-
-DEVICE = jax.devices("gpu" if DEVICE_NAME.startswith("cuda") else "cpu")[0]
-FLOAT = getattr(jnp, DTYPE)
-UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-               jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+DEVICE = "/GPU:0" if DEVICE_NAME.startswith("cuda") else "/CPU:0"
+FLOAT = getattr(tf, DTYPE)
 
 
 def tensor(x, kind):
     if kind == "float":
-        arr = jnp.asarray(np.asarray(x, dtype=np.float64)).astype(FLOAT)
-    elif kind == "bool":
-        arr = jnp.asarray(np.asarray(x, dtype=bool))
-    else:
-        arr = jnp.asarray(np.asarray(x, dtype=np.int64))
-    return jax.device_put(arr, DEVICE)
+        return tf.cast(tf.constant(np.asarray(x, dtype=np.float64)), FLOAT)
+    if kind == "bool":
+        return tf.constant(np.asarray(x, dtype=bool))
+    return tf.constant(np.asarray(x, dtype=np.int64))
 
 
 def evaluate(params, inputs, grad_names=(), cotangent=None):
-    """(value, {input: gradient or None}) as float64 NumPy; compiled with jit as losscheck does,
-    eagerly where the loss cannot be traced."""
-    names = list(grad_names)
-    xs = [tensor(inputs[n], "float") for n in names]
-    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in names}
-    fn = make_loss(params)
-
-    def f(*args):
-        return call_in_order(fn, {**dict(zip(names, args)), **others})
-
-    def value_and_grads(*args):
-        out, vjp = jax.vjp(f, *args)
-        return out, vjp(jnp.broadcast_to(jnp.asarray(cotangent), jnp.shape(out)).astype(out.dtype))
-
-    program = value_and_grads if names else f
-    try:
-        result = jax.jit(program)(*xs)
-    except UNTRACEABLE:
-        result = program(*xs)
-    except TypeError as exc:
-        if "not a valid JAX type" not in str(exc):
-            raise
-        return np.asarray(f(*xs), dtype=np.float64), {n: None for n in names}
-    out, grads = result if names else (result, ())
-    return np.asarray(out, dtype=np.float64), {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)}
+    """(value, {input: gradient or None}) as float64 NumPy."""
+    with tf.device(DEVICE):
+        leaves = {n: tensor(inputs[n], "float") for n in grad_names}
+        others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
+        fn = make_loss(params)
+        with tf.GradientTape() as tape:
+            for t in leaves.values():
+                tape.watch(t)
+            out = call_in_order(fn, {**leaves, **others})
+        if not tf.is_tensor(out):
+            return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
+        value = np.asarray(tf.cast(out, tf.float64).numpy())
+        grads = {}
+        if leaves:
+            cot = tf.cast(tf.constant(np.broadcast_to(cotangent, tuple(out.shape)).copy()), out.dtype)
+            gs = tape.gradient(out, list(leaves.values()), output_gradients=cot)
+            grads = {n: None if g is None else np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64).numpy())
+                     for n, g in zip(leaves, gs)}
+    return value, grads
 
 class Namespace:
     """What the catalog's build(ns, params) receives: modules imported on first use."""
@@ -144,11 +134,11 @@ def make_loss(params):
 # ---- the loss, built as the losscheck catalog builds it ----------------------------------------
 
 def _catalog_build():
-    from functools import partial
-    def _keras_function(name, ns, params):
-        return partial(getattr(ns.keras.losses, name), **params)
+    def _keras_class(name, ns, params):
+        return getattr(ns.keras.losses, name)(**params)
 
-    return partial(_keras_function, 'circle')
+    from functools import partial
+    return partial(_keras_class, 'SparseCategoricalCrossentropy')
 
 
 build = _catalog_build()
@@ -254,8 +244,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

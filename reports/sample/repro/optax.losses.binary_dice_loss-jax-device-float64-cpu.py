@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.circle [keras-jax, batch, float64, cpu] fail B003
-# tiling the batch 2 times did not tile the per-sample losses: 55.0931472 vs 0; error inf eps, bound
-# 83 eps
+# losscheck reproducer: optax.losses.binary_dice_loss [jax, device, float64, cpu] xfail X001
+# TypeError: unsupported format string passed to LinearizeTracer.__format__
+# known: binary_dice_loss(apply_sigmoid=False) passes apply_softmax=False on to dice_loss, which
+# requires the class rows to sum to 1; binary predictions have a class axis of 1, so every probability
+# but 1 is rejected. Verified: binary_dice_loss(jnp.array([[0.3, 0.6]]), jnp.array([[0., 1.]]),
+# apply_sigmoid=False) raises ValueError 'When apply_softmax=False, predictions must be valid
+# probability distributions that sum to 1 along the class axis' (under jax.vjp formatting that message
+# fails first: TypeError 'unsupported format string passed to LinearizeTracer.__format__'); with
+# predictions [[1., 1.]] it returns 0.2, the documented loss (https://github.com/google-
+# deepmind/optax/blob/main/optax/losses/_segmentation.py)
 #
-# Needs NumPy and keras with jax; not losscheck.
+# Needs NumPy and jax; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: embedding.circle(keras_mask=True)).
+# this script (oracle: segmentation.binary_dice_loss).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.circle --runtime keras-jax --property batch --dtype float64 --seed 0 --examples 5
+# Replay the whole check: losscheck check optax.losses.binary_dice_loss --runtime jax --property device --dtype float64 --seed 0 --examples 5
 
 import json
 import os
@@ -16,35 +23,35 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.circle'
-RUNTIME = 'keras-jax'
-PROPERTY = 'batch'
+SPEC_ID = 'optax.losses.binary_dice_loss'
+RUNTIME = 'jax'
+PROPERTY = 'device'
 DTYPE = 'float64'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'jax'
-ORDER = ['y_true', 'y_pred']
-KIND = {'y_true': 'int', 'y_pred': 'float'}
+KERAS_BACKEND = None
+ORDER = ['predictions', 'targets']
+KIND = {'predictions': 'float', 'targets': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
 EPS = 2.220446049250313e-16
 TINY = 2.2250738585072014e-308
-INPUTS = json.loads('{"y_true": [0, 1], "y_pred": [[0.0], [0.0]]}')
-SHAPES = json.loads('{"y_true": [2], "y_pred": [2, 1]}')
-PARAMS = json.loads('{"gamma": 80.0, "margin": 0.4, "remove_diagonal": true}')
+INPUTS = json.loads('{"predictions": [[0.6865616648850058, 1e-06, 1.0, 0.0013650223627073024], [0.0, 0.0, 0.2800121367209399, 0.2850595081851098]], "targets": [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]}')
+SHAPES = json.loads('{"predictions": [2, 4], "targets": [2, 4]}')
+PARAMS = json.loads('{"smooth": 1.9127068546476964, "apply_sigmoid": false}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('[0.0, 0.0]')
+EXPECTED_VALUE = json.loads('[0.3061533044744976, 0.12870368520084197]')
 EXPECTED_SHAPE = json.loads('[2]')
-SCALE = json.loads('[0.0, 0.0]')
-VALUE_BOUND = json.loads('76.67970000576925')
-GRAD_BOUND = json.loads('76.67970000576925')
+SCALE = json.loads('[2.3876933910510045, 2.742592629598316]')
+VALUE_BOUND = json.loads('89.3594000115385')
+GRAD_BOUND = json.loads('89.3594000115385')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
-TILES = json.loads('2')
-BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0}')
-EXPECTED_TILED_VALUE = json.loads('[55.09314718055995, 55.09314718055995, 55.09314718055995, 55.09314718055995]')
-TILED_SCALE = json.loads('[438.4, 438.4, 438.4, 438.4]')
+TILES = json.loads('null')
+BATCH_AXES = json.loads('{}')
+EXPECTED_TILED_VALUE = json.loads('null')
+TILED_SCALE = json.loads('null')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
@@ -145,10 +152,10 @@ def make_loss(params):
 
 def _catalog_build():
     from functools import partial
-    def _keras_function(name, ns, params):
-        return partial(getattr(ns.keras.losses, name), **params)
+    def _optax_fn(name, ns, params):
+        return partial(getattr(ns.optax.losses, name), **params)
 
-    return partial(_keras_function, 'circle')
+    return partial(_optax_fn, 'binary_dice_loss')
 
 
 build = _catalog_build()
@@ -254,8 +261,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

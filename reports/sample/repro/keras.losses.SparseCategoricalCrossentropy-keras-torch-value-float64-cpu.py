@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.circle [keras-tensorflow, batch, float32, cpu] fail B003
-# tiling the batch 2 times did not tile the per-sample losses: 55.0931549 vs 0; error
-# 4,686,807,288,243,242,653,289,445,522,209,285,079,040 eps, bound 83 eps
+# losscheck reproducer: keras.losses.SparseCategoricalCrossentropy [keras-torch, value, float64, cpu] xfail X008
+# input 'sample_weight' changed in place: 1 of 1 elements differ after the call
+# known: on the torch backend Loss.__call__ multiplies the caller's sample_weight tensor in place
+# (X008) by the ignore_class mask weights (apply_mask: sample_weight *= float_mask, with total / valid
+# on the valid entries for sum_over_batch_size and mean) when it already has the loss dtype: the
+# returned loss is right, the caller's weights are not (verified in float64: two calls with the same
+# sample_weight tensor [1, 0], labels [0, -1], ignore_class=-1 return 0.693 then 1.386, and the tensor
+# becomes [2, 0], then [4, 0]); with every label valid it still writes (a factor of 1)
+# (https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py)
 #
-# Needs NumPy and keras with tensorflow; not losscheck.
+# Needs NumPy and keras with torch; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: embedding.circle(keras_mask=True)).
+# this script (oracle: classification.sparse_categorical_cross_entropy).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.circle --runtime keras-tensorflow --property batch --dtype float32 --seed 0 --examples 5
+# Replay the whole check: losscheck check keras.losses.SparseCategoricalCrossentropy --runtime keras-torch --property value --dtype float64 --seed 0 --examples 5
 
 import json
 import os
@@ -16,73 +22,69 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.circle'
-RUNTIME = 'keras-tensorflow'
-PROPERTY = 'batch'
-DTYPE = 'float32'
+SPEC_ID = 'keras.losses.SparseCategoricalCrossentropy'
+RUNTIME = 'keras-torch'
+PROPERTY = 'value'
+DTYPE = 'float64'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'tensorflow'
-ORDER = ['y_true', 'y_pred']
-KIND = {'y_true': 'int', 'y_pred': 'float'}
+KERAS_BACKEND = 'torch'
+ORDER = ['y_true', 'y_pred', 'sample_weight']
+KIND = {'y_true': 'int', 'y_pred': 'float', 'sample_weight': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
-EPS = 1.1920928955078125e-07
-TINY = 1.1754943508222875e-38
-INPUTS = json.loads('{"y_true": [0, 1], "y_pred": [[0.0], [0.0]]}')
-SHAPES = json.loads('{"y_true": [2], "y_pred": [2, 1]}')
-PARAMS = json.loads('{"gamma": 80.0, "margin": 0.4, "remove_diagonal": true}')
+EPS = 2.220446049250313e-16
+TINY = 2.2250738585072014e-308
+INPUTS = json.loads('{"y_true": -1, "y_pred": [1.401298464324817e-45, -26.335856903715204, -0.0030440088585930165, -15.252133495506321, -6.751134824853735e-189], "sample_weight": 0.05}')
+SHAPES = json.loads('{"y_true": [], "y_pred": [5], "sample_weight": []}')
+PARAMS = json.loads('{"from_logits": true, "ignore_class": -1, "axis": -1, "reduction": "sum"}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('[0.0, 0.0]')
-EXPECTED_SHAPE = json.loads('[2]')
-SCALE = json.loads('[0.0, 0.0]')
-VALUE_BOUND = json.loads('76.67970000576925')
-GRAD_BOUND = json.loads('76.67970000576925')
+EXPECTED_VALUE = json.loads('0.0')
+EXPECTED_SHAPE = json.loads('[]')
+SCALE = json.loads('0.0')
+VALUE_BOUND = json.loads('84.67970000576925')
+GRAD_BOUND = json.loads('84.67970000576925')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
-TILES = json.loads('2')
-BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0}')
-EXPECTED_TILED_VALUE = json.loads('[55.09314718055995, 55.09314718055995, 55.09314718055995, 55.09314718055995]')
-TILED_SCALE = json.loads('[438.4, 438.4, 438.4, 438.4]')
+TILES = json.loads('null')
+BATCH_AXES = json.loads('{}')
+EXPECTED_TILED_VALUE = json.loads('null')
+TILED_SCALE = json.loads('null')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
 
 import numpy as np
-import tensorflow as tf
+import torch
 
-DEVICE = "/GPU:0" if DEVICE_NAME.startswith("cuda") else "/CPU:0"
-FLOAT = getattr(tf, DTYPE)
+DEVICE = torch.device(DEVICE_NAME)
+FLOAT = getattr(torch, DTYPE)
 
 
-def tensor(x, kind):
+def tensor(x, kind, requires_grad=False):
     if kind == "float":
-        return tf.cast(tf.constant(np.asarray(x, dtype=np.float64)), FLOAT)
+        return torch.as_tensor(np.asarray(x, dtype=np.float64), device=DEVICE).to(FLOAT).requires_grad_(requires_grad)
     if kind == "bool":
-        return tf.constant(np.asarray(x, dtype=bool))
-    return tf.constant(np.asarray(x, dtype=np.int64))
+        return torch.as_tensor(np.asarray(x, dtype=bool), device=DEVICE)
+    return torch.as_tensor(np.asarray(x, dtype=np.int64), device=DEVICE)
 
 
 def evaluate(params, inputs, grad_names=(), cotangent=None):
     """(value, {input: gradient or None}) as float64 NumPy."""
-    with tf.device(DEVICE):
-        leaves = {n: tensor(inputs[n], "float") for n in grad_names}
-        others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
-        fn = make_loss(params)
-        with tf.GradientTape() as tape:
-            for t in leaves.values():
-                tape.watch(t)
-            out = call_in_order(fn, {**leaves, **others})
-        if not tf.is_tensor(out):
-            return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
-        value = np.asarray(tf.cast(out, tf.float64).numpy())
-        grads = {}
-        if leaves:
-            cot = tf.cast(tf.constant(np.broadcast_to(cotangent, tuple(out.shape)).copy()), out.dtype)
-            gs = tape.gradient(out, list(leaves.values()), output_gradients=cot)
-            grads = {n: None if g is None else np.asarray(tf.cast(tf.convert_to_tensor(g), tf.float64).numpy())
-                     for n, g in zip(leaves, gs)}
+    leaves = {n: tensor(inputs[n], "float", requires_grad=True) for n in grad_names}
+    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
+    out = call_in_order(make_loss(params), {**leaves, **others})
+    if not isinstance(out, torch.Tensor):
+        return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
+    value = out.detach().to(torch.float64).cpu().numpy()
+    grads = {}
+    if leaves:
+        gs = [None] * len(leaves)
+        if out.requires_grad:
+            cot = torch.as_tensor(np.broadcast_to(cotangent, tuple(out.shape)).copy(), device=out.device)
+            gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot.to(out.dtype), allow_unused=True)
+        grads = {n: None if g is None else g.detach().to(torch.float64).cpu().numpy() for n, g in zip(leaves, gs)}
     return value, grads
 
 class Namespace:
@@ -131,11 +133,11 @@ def make_loss(params):
 # ---- the loss, built as the losscheck catalog builds it ----------------------------------------
 
 def _catalog_build():
-    from functools import partial
-    def _keras_function(name, ns, params):
-        return partial(getattr(ns.keras.losses, name), **params)
+    def _keras_class(name, ns, params):
+        return getattr(ns.keras.losses, name)(**params)
 
-    return partial(_keras_function, 'circle')
+    from functools import partial
+    return partial(_keras_class, 'SparseCategoricalCrossentropy')
 
 
 build = _catalog_build()
@@ -241,8 +243,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.circle [keras-torch, batch, float32, cpu] fail B003
-# tiling the batch 2 times did not tile the per-sample losses: 55.0931549 vs 0; error
-# 4,686,807,288,243,242,653,289,445,522,209,285,079,040 eps, bound 83 eps
+# losscheck reproducer: keras.losses.sparse_categorical_crossentropy [keras-jax, device, float32, cpu] xfail X001
+# ValueError: Arguments `target` and `output` must have the same shape up until the last dimension:
+# target.shape=(4, 4), output.shape=(4, 2, 4)
+# known: sparse_categorical_crossentropy documents `axis` (the class axis), but the jax backend checks
+# the labels' shape against y_pred.shape[:-1] and raises ValueError unless the class axis is the last
+# (or as long as the last); the torch backend honours it (verified with y_pred of shape (2, 4, 3),
+# axis=1) (https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py)
 #
-# Needs NumPy and keras with torch; not losscheck.
+# Needs NumPy and keras with jax; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: embedding.circle(keras_mask=True)).
+# this script (oracle: classification.sparse_categorical_cross_entropy).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.circle --runtime keras-torch --property batch --dtype float32 --seed 0 --examples 5
+# Replay the whole check: losscheck check keras.losses.sparse_categorical_crossentropy --runtime keras-jax --property device --dtype float32 --seed 0 --examples 5
 
 import json
 import os
@@ -16,70 +20,87 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.circle'
-RUNTIME = 'keras-torch'
-PROPERTY = 'batch'
+SPEC_ID = 'keras.losses.sparse_categorical_crossentropy'
+RUNTIME = 'keras-jax'
+PROPERTY = 'device'
 DTYPE = 'float32'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'torch'
+KERAS_BACKEND = 'jax'
 ORDER = ['y_true', 'y_pred']
 KIND = {'y_true': 'int', 'y_pred': 'float'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
 EPS = 1.1920928955078125e-07
 TINY = 1.1754943508222875e-38
-INPUTS = json.loads('{"y_true": [0, 1], "y_pred": [[0.0], [0.0]]}')
-SHAPES = json.loads('{"y_true": [2], "y_pred": [2, 1]}')
-PARAMS = json.loads('{"gamma": 80.0, "margin": 0.4, "remove_diagonal": true}')
+INPUTS = json.loads('{"y_true": [[0, -1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], "y_pred": [[[6.757829666137695, -0.0, 6.757829666137695, 6.757829666137695], [6.757829666137695, 6.757829666137695, 3.6394455432891846, 6.757829666137695]], [[6.757829666137695, -0.2648073732852936, 6.757829666137695, 6.757829666137695], [6.757829666137695, 6.757829666137695, 6.757829666137695, 6.757829666137695]], [[6.757829666137695, 6.757829666137695, 6.757829666137695, 6.757829666137695], [6.757829666137695, 6.757829666137695, 6.757829666137695, -0.0]], [[6.757829666137695, 6.757829666137695, 1.506325125694275, 6.757829666137695], [6.757829666137695, 6.757829666137695, 6.757829666137695, 6.757829666137695]]]}')
+SHAPES = json.loads('{"y_true": [4, 4], "y_pred": [4, 2, 4]}')
+PARAMS = json.loads('{"from_logits": true, "ignore_class": -1, "axis": 1}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('[0.0, 0.0]')
-EXPECTED_SHAPE = json.loads('[2]')
-SCALE = json.loads('[0.0, 0.0]')
-VALUE_BOUND = json.loads('76.67970000576925')
-GRAD_BOUND = json.loads('76.67970000576925')
+EXPECTED_VALUE = json.loads('[[0.6931471805599453, 0.0, 0.0432784105709178, 0.6931471805599453], [0.6931471805599453, 7.023528113843109, 0.6931471805599453, 0.6931471805599453], [0.6931471805599453, 0.6931471805599453, 0.6931471805599453, 0.0011610735135981398], [0.6931471805599453, 0.6931471805599453, 5.256730490579428, 0.6931471805599453]]')
+EXPECTED_SHAPE = json.loads('[4, 4]')
+SCALE = json.loads('[[15.208806512835336, 0.0, 14.558937742846307, 15.208806512835336], [15.208806512835336, 8.02352811384311, 15.208806512835336, 15.208806512835336], [15.208806512835336, 15.208806512835336, 15.208806512835336, 14.51682040578899], [15.208806512835336, 15.208806512835336, 9.269380741967979, 15.208806512835336]]')
+VALUE_BOUND = json.loads('104.35515295486763')
+GRAD_BOUND = json.loads('104.35515295486763')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
-TILES = json.loads('2')
-BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0}')
-EXPECTED_TILED_VALUE = json.loads('[55.09314718055995, 55.09314718055995, 55.09314718055995, 55.09314718055995]')
-TILED_SCALE = json.loads('[438.4, 438.4, 438.4, 438.4]')
+TILES = json.loads('null')
+BATCH_AXES = json.loads('{}')
+EXPECTED_TILED_VALUE = json.loads('null')
+TILED_SCALE = json.loads('null')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
 
 import numpy as np
-import torch
+import jax
 
-DEVICE = torch.device(DEVICE_NAME)
-FLOAT = getattr(torch, DTYPE)
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+
+DEVICE = jax.devices("gpu" if DEVICE_NAME.startswith("cuda") else "cpu")[0]
+FLOAT = getattr(jnp, DTYPE)
+UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+               jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
 
-def tensor(x, kind, requires_grad=False):
+def tensor(x, kind):
     if kind == "float":
-        return torch.as_tensor(np.asarray(x, dtype=np.float64), device=DEVICE).to(FLOAT).requires_grad_(requires_grad)
-    if kind == "bool":
-        return torch.as_tensor(np.asarray(x, dtype=bool), device=DEVICE)
-    return torch.as_tensor(np.asarray(x, dtype=np.int64), device=DEVICE)
+        arr = jnp.asarray(np.asarray(x, dtype=np.float64)).astype(FLOAT)
+    elif kind == "bool":
+        arr = jnp.asarray(np.asarray(x, dtype=bool))
+    else:
+        arr = jnp.asarray(np.asarray(x, dtype=np.int64))
+    return jax.device_put(arr, DEVICE)
 
 
 def evaluate(params, inputs, grad_names=(), cotangent=None):
-    """(value, {input: gradient or None}) as float64 NumPy."""
-    leaves = {n: tensor(inputs[n], "float", requires_grad=True) for n in grad_names}
-    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
-    out = call_in_order(make_loss(params), {**leaves, **others})
-    if not isinstance(out, torch.Tensor):
-        return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
-    value = out.detach().to(torch.float64).cpu().numpy()
-    grads = {}
-    if leaves:
-        gs = [None] * len(leaves)
-        if out.requires_grad:
-            cot = torch.as_tensor(np.broadcast_to(cotangent, tuple(out.shape)).copy(), device=out.device)
-            gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot.to(out.dtype), allow_unused=True)
-        grads = {n: None if g is None else g.detach().to(torch.float64).cpu().numpy() for n, g in zip(leaves, gs)}
-    return value, grads
+    """(value, {input: gradient or None}) as float64 NumPy; compiled with jit as losscheck does,
+    eagerly where the loss cannot be traced."""
+    names = list(grad_names)
+    xs = [tensor(inputs[n], "float") for n in names]
+    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in names}
+    fn = make_loss(params)
+
+    def f(*args):
+        return call_in_order(fn, {**dict(zip(names, args)), **others})
+
+    def value_and_grads(*args):
+        out, vjp = jax.vjp(f, *args)
+        return out, vjp(jnp.broadcast_to(jnp.asarray(cotangent), jnp.shape(out)).astype(out.dtype))
+
+    program = value_and_grads if names else f
+    try:
+        result = jax.jit(program)(*xs)
+    except UNTRACEABLE:
+        result = program(*xs)
+    except TypeError as exc:
+        if "not a valid JAX type" not in str(exc):
+            raise
+        return np.asarray(f(*xs), dtype=np.float64), {n: None for n in names}
+    out, grads = result if names else (result, ())
+    return np.asarray(out, dtype=np.float64), {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)}
 
 class Namespace:
     """What the catalog's build(ns, params) receives: modules imported on first use."""
@@ -131,7 +152,7 @@ def _catalog_build():
     def _keras_function(name, ns, params):
         return partial(getattr(ns.keras.losses, name), **params)
 
-    return partial(_keras_function, 'circle')
+    return partial(_keras_function, 'sparse_categorical_crossentropy')
 
 
 build = _catalog_build()
@@ -237,8 +258,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced

@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-# losscheck reproducer: keras.losses.Dice [keras-torch, batch, float64, cpu] fail B004
-# a batch of one sample disagrees with the oracle: 1.33933424949646 vs 1.3393342656384464
+# losscheck reproducer: optax.losses.multiclass_sparsemax_loss [jax, device, float32, cpu] xfail X001
+# TypeError: Custom JVP rule must produce primal and tangent outputs with corresponding shapes and
+# dtypes. Expected float64[2] (tangent type of float64[2]) but got float32[2].
+# known: optax.projections.projection_simplex (sparsemax) returns float64 for float32 input when
+# jax_enable_x64 is on (its `s = 1` scale promotes), and its custom JVP then returns a float32 tangent
+# for a float64 primal, which JAX rejects. Verified (jax 0.10.2, optax 0.2.8): with x64 on, jax.grad
+# of projection_simplex(float32[2])[0] raises TypeError 'Custom JVP rule must produce primal and
+# tangent outputs with corresponding shapes and dtypes'; with x64 off it returns [0.5, -0.5]
+# (https://github.com/google-deepmind/optax/blob/main/optax/projections/_projections.py)
 #
-# Needs NumPy and keras with torch; not losscheck.
+# Needs NumPy and jax; not losscheck.
 # Prints the framework's result next to the oracle's, which losscheck computed when it wrote
-# this script (oracle: segmentation.dice(epsilon=1e-7)).
+# this script (oracle: structured.multiclass_sparsemax_loss).
 # Exit status: 1 while the disagreement reproduces, 0 once the framework agrees, 2 if the loss could
 # not be called as losscheck calls it.
-# Replay the whole check: losscheck check keras.losses.Dice --runtime keras-torch --property batch --dtype float64 --seed 0 --examples 5
+# Replay the whole check: losscheck check optax.losses.multiclass_sparsemax_loss --runtime jax --property device --dtype float32 --seed 0 --examples 5
 
 import json
 import os
@@ -15,70 +22,87 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SPEC_ID = 'keras.losses.Dice'
-RUNTIME = 'keras-torch'
-PROPERTY = 'batch'
-DTYPE = 'float64'
+SPEC_ID = 'optax.losses.multiclass_sparsemax_loss'
+RUNTIME = 'jax'
+PROPERTY = 'device'
+DTYPE = 'float32'
 DEVICE_NAME = 'cpu'
-KERAS_BACKEND = 'torch'
-ORDER = ['y_true', 'y_pred', 'sample_weight']
-KIND = {'y_true': 'float', 'y_pred': 'float', 'sample_weight': 'float'}
+KERAS_BACKEND = None
+ORDER = ['scores', 'labels']
+KIND = {'scores': 'float', 'labels': 'int'}
 GRAD_ARGS = []
 UNAVAILABLE = ''
-EPS = 2.220446049250313e-16
-TINY = 2.2250738585072014e-308
-INPUTS = json.loads('{"y_true": [[0.0]], "y_pred": [[0.0]], "sample_weight": [1.3393342656384464]}')
-SHAPES = json.loads('{"y_true": [1, 1], "y_pred": [1, 1], "sample_weight": [1]}')
-PARAMS = json.loads('{"axis": -1, "reduction": "sum_over_batch_size"}')
+EPS = 1.1920928955078125e-07
+TINY = 1.1754943508222875e-38
+INPUTS = json.loads('{"scores": [[0.0, 0.0]], "labels": [0]}')
+SHAPES = json.loads('{"scores": [1, 2], "labels": [1]}')
+PARAMS = json.loads('{}')
 ARRAY_PARAMS = json.loads('[]')
-EXPECTED_VALUE = json.loads('1.3393342656384464')
-EXPECTED_SHAPE = json.loads('[]')
-SCALE = json.loads('1.3393342656384464')
-VALUE_BOUND = json.loads('72.0')
-GRAD_BOUND = json.loads('72.0')
+EXPECTED_VALUE = json.loads('[0.25]')
+EXPECTED_SHAPE = json.loads('[1]')
+SCALE = json.loads('[1.25]')
+VALUE_BOUND = json.loads('76.67970000576925')
+GRAD_BOUND = json.loads('76.67970000576925')
 COTANGENT = json.loads('null')
 EXPECTED_GRADS = json.loads('{}')
 GRAD_MAGNITUDE = json.loads('{}')
 KINKS = json.loads('{}')
-TILES = json.loads('2')
-BATCH_AXES = json.loads('{"y_true": 0, "y_pred": 0, "sample_weight": 0}')
-EXPECTED_TILED_VALUE = json.loads('1.3393342656384464')
-TILED_SCALE = json.loads('1.3393342656384464')
+TILES = json.loads('null')
+BATCH_AXES = json.loads('{}')
+EXPECTED_TILED_VALUE = json.loads('null')
+TILED_SCALE = json.loads('null')
 
 if KERAS_BACKEND:
     os.environ["KERAS_BACKEND"] = KERAS_BACKEND  # before keras is imported
 
 import numpy as np
-import torch
+import jax
 
-DEVICE = torch.device(DEVICE_NAME)
-FLOAT = getattr(torch, DTYPE)
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+
+DEVICE = jax.devices("gpu" if DEVICE_NAME.startswith("cuda") else "cpu")[0]
+FLOAT = getattr(jnp, DTYPE)
+UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+               jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
 
-def tensor(x, kind, requires_grad=False):
+def tensor(x, kind):
     if kind == "float":
-        return torch.as_tensor(np.asarray(x, dtype=np.float64), device=DEVICE).to(FLOAT).requires_grad_(requires_grad)
-    if kind == "bool":
-        return torch.as_tensor(np.asarray(x, dtype=bool), device=DEVICE)
-    return torch.as_tensor(np.asarray(x, dtype=np.int64), device=DEVICE)
+        arr = jnp.asarray(np.asarray(x, dtype=np.float64)).astype(FLOAT)
+    elif kind == "bool":
+        arr = jnp.asarray(np.asarray(x, dtype=bool))
+    else:
+        arr = jnp.asarray(np.asarray(x, dtype=np.int64))
+    return jax.device_put(arr, DEVICE)
 
 
 def evaluate(params, inputs, grad_names=(), cotangent=None):
-    """(value, {input: gradient or None}) as float64 NumPy."""
-    leaves = {n: tensor(inputs[n], "float", requires_grad=True) for n in grad_names}
-    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in leaves}
-    out = call_in_order(make_loss(params), {**leaves, **others})
-    if not isinstance(out, torch.Tensor):
-        return np.asarray(out, dtype=np.float64), {n: None for n in leaves}
-    value = out.detach().to(torch.float64).cpu().numpy()
-    grads = {}
-    if leaves:
-        gs = [None] * len(leaves)
-        if out.requires_grad:
-            cot = torch.as_tensor(np.broadcast_to(cotangent, tuple(out.shape)).copy(), device=out.device)
-            gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot.to(out.dtype), allow_unused=True)
-        grads = {n: None if g is None else g.detach().to(torch.float64).cpu().numpy() for n, g in zip(leaves, gs)}
-    return value, grads
+    """(value, {input: gradient or None}) as float64 NumPy; compiled with jit as losscheck does,
+    eagerly where the loss cannot be traced."""
+    names = list(grad_names)
+    xs = [tensor(inputs[n], "float") for n in names]
+    others = {n: tensor(x, kind_of(n, x)) for n, x in inputs.items() if n not in names}
+    fn = make_loss(params)
+
+    def f(*args):
+        return call_in_order(fn, {**dict(zip(names, args)), **others})
+
+    def value_and_grads(*args):
+        out, vjp = jax.vjp(f, *args)
+        return out, vjp(jnp.broadcast_to(jnp.asarray(cotangent), jnp.shape(out)).astype(out.dtype))
+
+    program = value_and_grads if names else f
+    try:
+        result = jax.jit(program)(*xs)
+    except UNTRACEABLE:
+        result = program(*xs)
+    except TypeError as exc:
+        if "not a valid JAX type" not in str(exc):
+            raise
+        return np.asarray(f(*xs), dtype=np.float64), {n: None for n in names}
+    out, grads = result if names else (result, ())
+    return np.asarray(out, dtype=np.float64), {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)}
 
 class Namespace:
     """What the catalog's build(ns, params) receives: modules imported on first use."""
@@ -126,11 +150,11 @@ def make_loss(params):
 # ---- the loss, built as the losscheck catalog builds it ----------------------------------------
 
 def _catalog_build():
-    def _keras_class(name, ns, params):
-        return getattr(ns.keras.losses, name)(**params)
-
     from functools import partial
-    return partial(_keras_class, 'Dice')
+    def _optax_fn(name, ns, params):
+        return partial(getattr(ns.optax.losses, name), **params)
+
+    return partial(_optax_fn, 'multiclass_sparsemax_loss')
 
 
 build = _catalog_build()
@@ -236,8 +260,10 @@ def main():
     if PROPERTY == "batch" and TILES:
         tiled = {k: np.concatenate([x] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else x
                  for k, x in inputs.items()}
+        tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
+                        for k, v in params.items()}
         print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(params, tiled)
+        got, _ = evaluate(tiled_params, tiled)
         want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
         reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
     print("REPRODUCED: the framework disagrees with the oracle" if reproduced
