@@ -226,15 +226,15 @@ def _first_finding(exc):
 
 
 def _fill_unreproducible(row, exc, task, seed, examples):
+    """The first run's finding (its case, error and repro), reported as D005."""
     f = _first_finding(exc)
-    first = f"{f.code}: {f.message}" if f is not None else f"{type(exc).__name__}: {exc}"
-    row.update(status="fail", code="D005", repro=repro_command(task, seed, examples),
-               message=(f"a failure did not reproduce when the same inputs were replayed, so the loss gave "
-                        f"different results on identical inputs; the first run found {first}")[:500])
     if f is not None:
-        row.update(error_eps=f.error, bound_eps=f.bound)
-        if f.case is not None:
-            row.update(case_fields(f.case))
+        _fill_failure(row, f, task, seed, examples)
+    else:
+        row.update(status="fail", repro=repro_command(task, seed, examples))
+    first = f"{f.code}: {f.message}" if f is not None else f"{type(exc).__name__}: {exc}"
+    row.update(code="D005", message=(f"a failure did not reproduce when the same inputs were replayed, so the loss "
+                                     f"gave different results on identical inputs; the first run found {first}")[:500])
 
 
 def _fill_failure(row, f, task, seed, examples):
