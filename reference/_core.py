@@ -205,15 +205,20 @@ def sigmoid(x):
         return np.where(x >= 0, 1.0 / (1.0 + np.exp(-x)), np.exp(x) / (1.0 + np.exp(x)))
 
 
+def max_shift(x, axis=-1, where=None):
+    """``x`` in float64 with the entries outside ``where`` at -inf, and its max along ``axis`` (kept;
+    0 where the max is not finite): the shift of the stable logsumexp, log_softmax and softmax."""
+    x = f64(x)
+    masked = x if where is None else np.where(where, x, -np.inf)
+    m = np.max(masked, axis=axis, keepdims=True)
+    return masked, np.where(np.isfinite(m), m, 0.0)
+
+
 def logsumexp(x, axis=-1, keepdims=False, where=None):
     """log(sum(exp(x))) along ``axis``, stable for large |x| and for -inf entries."""
-    x = f64(x)
-    if where is not None:
-        x = np.where(where, x, -np.inf)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    masked, m = max_shift(x, axis, where)
     with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        out = np.log(np.sum(np.exp(masked - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -222,9 +227,7 @@ def log_softmax(x, axis=-1, where=None):
     jax.nn.log_softmax and torch compute it. Not x - logsumexp(x): logsumexp rounds log(sum) + max to
     the ulp of max, 1.8e-12 at |x| = 1e4 (log_softmax([-1e4, -1e4]) was 1,131 eps from -log 2)."""
     x = f64(x)
-    masked = x if where is None else np.where(where, x, -np.inf)
-    m = np.max(masked, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    masked, m = max_shift(x, axis, where)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (x - m) - np.log(np.sum(np.exp(masked - m), axis=axis, keepdims=True))
 
@@ -235,13 +238,9 @@ def softmax(x, axis=-1, where=None):
     Not exp(log_softmax(x)): that rounds log(sum) + max to the ulp of max (1.8e-12 at |x| = 1e4),
     a relative error of thousands of eps in every probability (softmax([-1e4, -1e4]) was
     0.5 (1 - 8.7e-14))."""
-    x = f64(x)
-    if where is not None:
-        x = np.where(where, x, -np.inf)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    masked, m = max_shift(x, axis, where)
     with np.errstate(invalid="ignore", over="ignore"):
-        e = np.exp(x - m)
+        e = np.exp(masked - m)
         out = e / np.sum(e, axis=axis, keepdims=True)
     return out if where is None else np.where(where, out, 0.0)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Result, f64, finish
+from ._core import Result, f64, finish, max_shift
 
 
 def ranking_softmax(logits, labels, *, where=None, weights=None, reduce_fn: str | None = "mean") -> Result:
@@ -31,11 +31,10 @@ def ranking_softmax(logits, labels, *, where=None, weights=None, reduce_fn: str 
     m = np.ones(s.shape, bool) if where is None else np.broadcast_to(np.asarray(where, bool), s.shape)
     w = np.ones(s.shape) if weights is None else np.broadcast_to(f64(weights), s.shape)
     yw = np.where(m, y * w, 0.0)
-    top = np.max(np.where(m, s, -np.inf), axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
+    masked, top = max_shift(s, axis=-1, where=m)
     # (s - top) - log(sum exp(s - top)), as jax.nn.log_softmax computes it; not s - logsumexp(s), which
     # rounds the normaliser to the ulp of top: log_softmax([-1e4, -1e4]) came out 1131 eps from log(1/2)
-    shifted = np.where(m, s - top, -np.inf)
+    shifted = masked - top
     with np.errstate(divide="ignore", invalid="ignore"):
         log_s = np.log(np.sum(np.where(m, np.exp(shifted), 0.0), axis=-1, keepdims=True))
         lsm = np.where(m, shifted - log_s, 0.0)

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._core import Result, f64, finish, log_softmax, logsumexp
+from ._core import Result, f64, finish, logsumexp, max_shift
 
 NEG_INF = -np.inf
 #: TensorFlow's stand-in for log 0 in ctc_loss_dense (ctc_ops.py ``ctc_state_log_probs``).
@@ -403,9 +403,11 @@ def _batch_sweeps(logits, labels, label_lengths, active, blank, lattice, log_eps
     if lattice not in LATTICES:
         raise ValueError(f"lattice must be one of {LATTICES}, got {lattice!r}")
     eps = NEG_INF if log_epsilon is None else float(log_epsilon)
-    with np.errstate(invalid="ignore"):
-        lse = logsumexp(x, axis=-1, keepdims=True)
-        lp = log_softmax(x, axis=-1)                   # not x - lse: that rounds to the ulp of the max
+    with np.errstate(invalid="ignore", divide="ignore"):
+        _, m = max_shift(x)
+        log_sum = np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+        lp = (x - m) - log_sum                         # log_softmax; not x - lse, rounded to the max's ulp
+        lse = log_sum + m
         # summands of x - lse, and 1 for lse = max + log(sum(exp(x - max))): the sum, at least 1,
         # is rounded, an absolute error of eps in the log whatever the loss
         lp_mag = np.abs(x) + np.abs(lse) + 1.0
