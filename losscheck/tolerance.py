@@ -42,12 +42,12 @@ TINY = {
     "float16": float(np.finfo(np.float16).tiny),
     "bfloat16": float(np.finfo(np.float32).tiny),
 }
-#: Largest finite value per dtype (bfloat16 has float32's exponent range).
+#: Largest finite value per dtype (bfloat16: float32's exponent range with an 8-bit significand).
 MAX = {
     "float64": float(np.finfo(np.float64).max),
     "float32": float(np.finfo(np.float32).max),
     "float16": float(np.finfo(np.float16).max),
-    "bfloat16": float(np.finfo(np.float32).max),
+    "bfloat16": (2.0 - 2.0 ** -7) * 2.0 ** 127,
 }
 DTYPES = tuple(EPS)
 

@@ -110,19 +110,44 @@ def _softmax_parts(x, mask=None):
     ``m + log_s``. ``log_s`` is ``log1p`` of the sum without the maximum's exact 1, so a confident
     row (loss ~ e^-20) keeps its relative precision."""
     xm = x if mask is None else np.where(mask, x, -np.inf)
+    rows = _Rows(xm.shape)
+    x2 = rows.flat(xm)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        m_raw = np.max(xm, axis=-1, keepdims=True)
+        k = np.argmax(x2, axis=-1)
+        m_raw = rows.take(x2, k)                        # the maximum (NaN where a row has one)
         m = np.where(np.isfinite(m_raw), m_raw, 0.0)
-        e = np.exp(xm - m)
-        k = np.argmax(xm, axis=-1)[..., None]
+        e = np.exp(x2 - m)
         s = np.sum(e, axis=-1, keepdims=True)
-        e_k = np.take_along_axis(e, k, axis=-1)
-        np.put_along_axis(e, k, 0.0, axis=-1)          # the sum of the others, then the maximum back
+        e_k = rows.take(e, k)
+        rows.put(e, k, 0.0)                             # the sum of the others, then the maximum back
         others = np.sum(e, axis=-1, keepdims=True)
-        np.put_along_axis(e, k, e_k, axis=-1)
+        rows.put(e, k, e_k)
         log_s = np.where(np.isfinite(m_raw), np.log1p(others), np.log(s))
         p = e / s if np.all(s > 0) else np.where(s > 0, e / np.where(s > 0, s, 1.0), 0.0)
-    return m, log_s, p
+    return rows.unflat(m), rows.unflat(log_s), rows.unflat(p)
+
+
+class _Rows:
+    """Class-last arrays of ``shape`` as (rows, classes) matrices, with one column per row read or
+    written by flat indexing (``take_along_axis`` builds index grids on every call)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        n = math.prod(self.shape[:-1])
+        self.index = np.arange(n)
+
+    def flat(self, a):
+        return np.reshape(a, (len(self.index), self.shape[-1]))
+
+    def unflat(self, a):
+        return np.reshape(a, self.shape[:-1] + (a.shape[-1],))
+
+    def take(self, a2, k):
+        """``a2[r, k[r]]`` as a (rows, 1) column."""
+        return a2[self.index, np.reshape(k, -1)][:, None]
+
+    def put(self, a2, k, v):
+        a2[self.index, np.reshape(k, -1)] = np.reshape(v, -1) if np.ndim(v) else v
 
 
 def _complement(p, s=1.0):
@@ -874,8 +899,8 @@ def _torch_ce_target_column(xl, cdim, target, w, ignore_index, reduction):
     the dense form)."""
     valid, safe, _ = _torch_index_target(target, xl, ignore_index, dense=False)
     m, log_s, p = _softmax_parts(xl)
-    tgt = safe[..., None]
-    x_t = np.take_along_axis(xl, tgt, axis=-1)
+    rows = _Rows(xl.shape)
+    x_t = rows.unflat(rows.take(rows.flat(xl), safe))
     with np.errstate(invalid="ignore", over="ignore"):
         c = w[safe] * valid                            # d terms / d(-log_softmax[t])
         nls = ((m - x_t) + log_s)[..., 0]
@@ -884,20 +909,22 @@ def _torch_ce_target_column(xl, cdim, target, w, ignore_index, reduction):
         scale = _where0(c != 0, np.abs(c) * mag)
     total_weight = float(np.sum(np.where(valid, w[safe], 0.0)))
 
+    def at_target(gc, sign):
+        """``p gc + sign gc onehot(t)`` with the class axis back in place."""
+        with np.errstate(invalid="ignore"):
+            gx = p * gc[..., None]
+            g2 = rows.flat(gx)
+            rows.put(g2, safe, rows.take(g2, safe)[:, 0] + sign * np.reshape(gc, -1))
+        return {"input": np.moveaxis(gx, -1, cdim)}
+
     def local_vjp(g):
         # g c p - g c onehot: -log_softmax's VJP, g_logp - p sum(g_logp), for a one-column g_logp
         with np.errstate(invalid="ignore"):
-            gc = _where0(c != 0, np.asarray(g) * c)[..., None]
-            gx = p * gc
-            np.put_along_axis(gx, tgt, np.take_along_axis(gx, tgt, axis=-1) - gc, axis=-1)
-        return {"input": np.moveaxis(gx, -1, cdim)}
+            return at_target(_where0(c != 0, np.asarray(g) * c), -1.0)
 
     def local_gscale(g):
-        a = _where0(c != 0, np.asarray(g) * np.abs(c))[..., None]
         with np.errstate(invalid="ignore"):
-            gx = p * a
-            np.put_along_axis(gx, tgt, np.take_along_axis(gx, tgt, axis=-1) + a, axis=-1)
-        return {"input": np.moveaxis(gx, -1, cdim)}
+            return at_target(_where0(c != 0, np.asarray(g) * np.abs(c)), 1.0)
 
     return _torch_reduce(terms, scale, local_vjp, reduction, total_weight, valid, local_gscale)
 

@@ -9,10 +9,10 @@ from losscheck import catalog
 from losscheck.catalog.build import drawer
 from losscheck.catalog.inputs import pair
 from losscheck.catalog.spec import Arg, LossSpec
-from losscheck.properties.common import representable, round_overflow
+from losscheck.properties.common import overflows, representable, round_overflow
 from losscheck.reference._core import finish
 from losscheck.runner import Task, run_check
-from losscheck.tolerance import round_to
+from losscheck.tolerance import MAX, round_to
 
 torch = pytest.importorskip("torch")
 
@@ -29,6 +29,16 @@ def test_results_beyond_the_dtype_round_to_infinity():
     assert round_overflow(x, "float16", x)[:3].tolist() == [65520.0, -1e9, 1.0]  # returned in float32
     assert representable(np.array([1e9]), "bfloat16").all()
 
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_overflows_is_the_complement_of_representable_or_none(dtype):
+    top = MAX[dtype]
+    assert np.isfinite(round_to(dtype, np.array([top]))).all()   # MAX is the dtype's largest finite value
+    for x in (np.array([top, -top, 1.0, 0.0]), np.array([top * 1.01, 1.0]), np.array([np.inf, np.nan, -3.0]),
+              np.array([np.nan, 1e300]), np.zeros(0)):
+        got, want = overflows(x, dtype), ~representable(x, dtype)
+        assert (got is None and not want.any()) or (got is not None and got.tolist() == want.tolist()), (x, got)
 
 def _log_loss(eps):
     """mean(log(input + eps)) - the 'add an epsilon before the log' idiom."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..catalog.spec import Case
 from ..frameworks.guard import Hostile
-from ..tolerance import round_to
+from ..tolerance import MAX, round_to
 
 
 class Finding(AssertionError):
@@ -76,6 +76,19 @@ def representable(x, dtype: str) -> np.ndarray:
     where it does not, the framework's infinity of the right sign is the correctly rounded answer."""
     x = np.asarray(x, dtype=np.float64)
     return ~np.isfinite(x) | np.isfinite(round_to(dtype, x))
+
+
+def overflows(x, dtype: str) -> np.ndarray | None:
+    """``~representable(x, dtype)``, or None where no element overflows (every float64 result, and
+    most others: one reduction decides it)."""
+    x = np.asarray(x, dtype=np.float64)
+    if dtype == "float64" or x.size == 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        if np.max(np.abs(x)) <= MAX[dtype]:   # False on a NaN: the elementwise test below
+            return None
+    out = ~representable(x, dtype)
+    return out if out.any() else None
 
 
 def round_overflow(x, dtype: str, actual) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, value_error
-from .common import (Finding, Measurement, cotangent_for, evaluate, n_terms, representable, rounded,
+from .common import (Finding, Measurement, cotangent_for, evaluate, n_terms, overflows, rounded,
                      within_declared_precision)
 from .explain import explain_gradient
 
@@ -42,8 +42,8 @@ def check(spec, case, dtype, runtime) -> Measurement:
             raise Finding("X002", f"gradient of {arg.name!r} has shape {g.shape}, input has {np.shape(r)}", case=case)
         if undefined:
             skip = ~np.isfinite(g) if skip is None else (skip | ~np.isfinite(g))
-        overflow = ~representable(r, dtype)   # the dtype's infinity is the correctly rounded answer there
-        if overflow.any():
+        overflow = overflows(r, dtype)   # the dtype's infinity is the correctly rounded answer there
+        if overflow is not None:
             skip = overflow if skip is None else (skip | overflow)
         err = grad_error(g, r, m, dtype, skip)
         if err > bound:
