@@ -48,9 +48,7 @@ EIGHTHS = st.integers(1, 16).map(lambda k: k / 8.0)   # weights exact in every f
 
 
 def _eighths(data, shape, label) -> np.ndarray:
-    from hypothesis.extra import numpy as hnp
-
-    return data.draw(hnp.arrays(np.float64, shape, elements=EIGHTHS), label=label)
+    return S.array(data, shape, EIGHTHS, label)
 
 
 # ---- seed 002: WeightedMSELoss(importance_mask) ------------------------------------------------

@@ -13,7 +13,6 @@ import dataclasses
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from .. import strategies as S
 from ..reference import classification as C
@@ -59,10 +58,12 @@ def _logits(data, shp, label):
     return S.reals(data, shp, label, -hi, hi)
 
 
+_PROBABILITY = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+
+
 def _probs(data, shp, label):
     """Probabilities with exact 0s and 1s (where the clip acts) about as likely as interior values."""
-    elements = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
-    return data.draw(hnp.arrays(np.float64, shp, elements=elements), label=label)
+    return S.array(data, shp, _PROBABILITY, label)
 
 
 def _binary_inputs(data, params):

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from .. import strategies as S
 from ..reference import classification as C
@@ -39,11 +38,13 @@ def _broadcastable(data, shp, label):
     return tuple(n if k else 1 for n, k in zip(shp[drop:], keep))
 
 
+_WEIGHT = st.one_of(st.just(0.0), st.floats(1e-3, 4.0))
+
+
 def _weight_values(data, shp, label):
     """Weights in {0} and [1e-3, 4]: zero drops a term; weights near the smallest normal number only
     move a mean's denominator to the edge of overflow."""
-    elements = st.one_of(st.just(0.0), st.floats(1e-3, 4.0))
-    return data.draw(hnp.arrays(np.float64, shp, elements=elements), label=label)
+    return S.array(data, shp, _WEIGHT, label)
 
 
 def _weights(data, shp, label, out):
@@ -58,10 +59,12 @@ def _logits(data, shp, label, ranges=(8.0, 60.0)):
     return S.reals(data, shp, label, -hi, hi)
 
 
+_PROBABILITY = st.one_of(st.sampled_from([0.0, 1.0, 1e-50, 1.0 - 2.0 ** -53]), st.floats(0.0, 1.0))
+
+
 def _probabilities(data, shp, label):
     """Probabilities with exactly 0 and 1 often, and values whose log is below torch's -100 clamp."""
-    ends = st.sampled_from([0.0, 1.0, 1e-50, 1.0 - 2.0 ** -53])
-    return data.draw(hnp.arrays(np.float64, shp, elements=st.one_of(ends, st.floats(0.0, 1.0))), label=label)
+    return S.array(data, shp, _PROBABILITY, label)
 
 
 def _soft_or_hard(data, shp, label):
