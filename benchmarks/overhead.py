@@ -45,11 +45,14 @@ PROPERTIES = ("value", "gradient")
 DTYPES = ("float64", "float32")
 
 
-def _recording(spec, sink: list, dtype: str):
-    """The spec with a ``draw`` that appends every drawn case (with the dtype it is checked in)."""
+def _recording(spec, sink: list, dtype: str, checked: list | None = None, prop: str = ""):
+    """The spec with a ``draw`` that appends every drawn case (with the dtype it is checked in) to
+    ``sink``, and (property, case, dtype) to ``checked``."""
     def draw(data):
         case = spec.draw(data)
         sink.append((case, dtype))
+        if checked is not None:
+            checked.append((prop, case, dtype))
         return case
     return dataclasses.replace(spec, draw=draw)
 
@@ -65,8 +68,10 @@ def warm_up(runtime: str, skip: str, examples: int = 3) -> str:
     return other.id
 
 
-def run_harness(spec, runtime: str, examples: int, seed: int) -> tuple[float, list, list[dict]]:
-    """(seconds, [(case, dtype)], rows) of the value and gradient checks in both dtypes."""
+def run_harness(spec, runtime: str, examples: int, seed: int, checked: list | None = None
+                ) -> tuple[float, list, list[dict]]:
+    """(seconds, [(case, dtype)], rows) of the value and gradient checks in both dtypes; every
+    (property, case, dtype) checked is appended to ``checked``."""
     from losscheck import runner
 
     cases: list = []
@@ -75,7 +80,7 @@ def run_harness(spec, runtime: str, examples: int, seed: int) -> tuple[float, li
         for prop in PROPERTIES:
             task = runner.Task(spec.id, runtime, prop, dtype)
             started = time.perf_counter()
-            row = runner.run_check(_recording(spec, cases, dtype), task, examples=examples, seed=seed)
+            row = runner.run_check(_recording(spec, cases, dtype, checked, prop), task, examples=examples, seed=seed)
             total += time.perf_counter() - started
             rows.append({k: row[k] for k in ("property", "dtype", "status", "code", "examples", "duration_s")})
     return total, cases, rows
@@ -212,6 +217,57 @@ def run_bare(calls: list[Callable[[], Any]], passes: int = 5) -> tuple[float, fl
     return times[0], statistics.median(times[1:])
 
 
+# ---- where a drawn example's time goes ---------------------------------------------------------------
+
+def time_draws(spec, runtime: str, examples: int, seed: int) -> tuple[float, int]:
+    """(seconds, examples) of hypothesis generating the examples of every measured check with the
+    spec's draw and no check: the runner's settings and seeds, so the same examples."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hseed
+    from hypothesis import strategies as st
+
+    from losscheck import runner
+
+    drawn = 0
+    total = 0.0
+    tasks = [runner.Task(spec.id, runtime, p, d) for d in DTYPES if d in spec.dtypes for p in PROPERTIES]
+    for task in tasks:
+        @hseed(runner.check_seed(seed, task))
+        @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
+                  suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
+                  phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink))
+        @given(st.data())
+        def draw_only(data):
+            nonlocal drawn
+            spec.draw(data)
+            drawn += 1
+
+        started = time.perf_counter()
+        draw_only()
+        total += time.perf_counter() - started
+    return total, drawn
+
+
+def time_checks(spec, runtime_name: str, checked: list, passes: int = 3) -> float:
+    """Median seconds of one pass of the properties over the recorded (property, case, dtype), no
+    hypothesis: oracle, framework call, error model, findings."""
+    from losscheck.frameworks import get_runtime
+    from losscheck.properties import PROPERTIES as CHECKS
+    from losscheck.properties.common import Finding
+
+    runtime = get_runtime(runtime_name)
+    times = []
+    for _ in range(passes):
+        started = time.perf_counter()
+        for prop, case, dtype in checked:
+            try:
+                CHECKS[prop](spec, case, dtype, runtime)
+            except Finding:
+                pass
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def _signature(case, dtype: str) -> str:
     """Shapes, dtype and non-array parameters: what a compiled program is specialised to."""
     params = {k: (np.shape(v) if isinstance(v, np.ndarray) else v) for k, v in case.params.items()}
@@ -232,6 +288,10 @@ def measure(spec_id: str, runtime: str, examples: int, seed: int = 0, runs: int 
     calls = prepare_bare_calls(spec, runtime, cases)
     bare_first, bare_warm = run_bare(calls, passes=runs + 2)
     n = max(1, len(cases))
+    checked: list = []
+    run_harness(spec, runtime, examples, seed, checked)
+    draws_s, drawn = time_draws(spec, runtime, examples, seed)
+    checks_s = time_checks(spec, runtime, checked)
     return {"spec": spec_id, "runtime": runtime, "examples_per_check": examples, "seed": seed, "threads": threads,
             "thread_settings": thread_pools.in_process(),
             "checks": rows, "cases": n, "signatures": len({_signature(case, dtype) for case, dtype in cases}),
@@ -239,6 +299,9 @@ def measure(spec_id: str, runtime: str, examples: int, seed: int = 0, runs: int 
             "bare_first_pass_s": bare_first, "bare_warm_pass_s": bare_warm,
             "ratio_first": harness_first / bare_first, "ratio_warm": harness_warm / bare_warm,
             "harness_warm_ms_per_case": 1e3 * harness_warm / n, "bare_warm_ms_per_case": 1e3 * bare_warm / n,
+            # where a drawn example's warm time goes: generating it, checking it, the rest (runner)
+            "draw_ms_per_case": 1e3 * draws_s / max(1, drawn), "draws_timed": drawn,
+            "check_ms_per_case": 1e3 * checks_s / max(1, len(checked)), "checks_timed": len(checked),
             "warm_up": {"spec": warmed_with, "seconds": warm_s}}
 
 

@@ -108,6 +108,18 @@ def overhead_table(rows: list[dict]) -> str:
     return _table(header, out)
 
 
+def overhead_parts_table(rows: list[dict]) -> str:
+    """Per drawn example (warm): the harness, hypothesis generating it alone, the properties checking
+    it alone, and the bare call; the last column is the ratio the check alone would have."""
+    header = ["runtime", "catalog entry", "harness per example", "hypothesis draw alone", "check alone",
+              "bare call", "check alone / bare call"]
+    out = [[r["runtime"], r["spec"], human(r["harness_warm_ms_per_case"] / 1e3), human(r["draw_ms_per_case"] / 1e3),
+            human(r["check_ms_per_case"] / 1e3), human(r["bare_warm_ms_per_case"] / 1e3),
+            f"{r['check_ms_per_case'] / r['bare_warm_ms_per_case']:,.1f}x"]
+           for r in rows if "error" not in r and "draw_ms_per_case" in r]
+    return _table(header, out) if out else ""
+
+
 def import_table(result: dict) -> str:
     header = ["python -c pass", "python -c 'import losscheck'", "import losscheck", "target < 0.3 s",
               "frameworks loaded"]
@@ -136,7 +148,8 @@ def render(doc: dict) -> str:
         if raw:
             parts.append("gradcheck(fast_mode=True) on the bare torch loss (no log_softmax in front): " + "; ".join(raw))
     if doc.get("overhead"):
-        parts += ["## Harness overhead", overhead_table(doc["overhead"])]
+        parts += ["## Harness overhead", overhead_table(doc["overhead"]),
+                  "Where a drawn example's warm time goes:", overhead_parts_table(doc["overhead"])]
     if doc.get("import"):
         parts += ["## import losscheck", import_table(doc["import"])]
     return "\n\n".join(p for p in parts if p) + "\n"
