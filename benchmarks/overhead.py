@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -219,15 +220,16 @@ def run_bare(calls: list[Callable[[], Any]], passes: int = 5) -> tuple[float, fl
 
 # ---- where a drawn example's time goes ---------------------------------------------------------------
 
-def time_draws(spec, runtime: str, examples: int, seed: int) -> tuple[float, int]:
+def time_draws(spec, runtime: str, examples: int, seed: int, draw=None) -> tuple[float, int]:
     """(seconds, examples) of hypothesis generating the examples of every measured check with the
-    spec's draw and no check: the runner's settings and seeds, so the same examples."""
+    spec's draw (or ``draw(data)``) and no check: the runner's settings and seeds."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hseed
     from hypothesis import strategies as st
 
     from losscheck import runner
 
+    draw = spec.draw if draw is None else draw
     drawn = 0
     total = 0.0
     tasks = [runner.Task(spec.id, runtime, p, d) for d in DTYPES if d in spec.dtypes for p in PROPERTIES]
@@ -239,13 +241,25 @@ def time_draws(spec, runtime: str, examples: int, seed: int) -> tuple[float, int
         @given(st.data())
         def draw_only(data):
             nonlocal drawn
-            spec.draw(data)
+            draw(data)
             drawn += 1
 
         started = time.perf_counter()
         draw_only()
         total += time.perf_counter() - started
     return total, drawn
+
+
+def _one_integer(data):
+    """Hypothesis's floor: an example that draws one integer."""
+    data.draw(_integers())
+
+
+@functools.cache
+def _integers():
+    from hypothesis import strategies as st
+
+    return st.integers(0, 2 ** 32 - 1)
 
 
 def time_checks(spec, runtime_name: str, checked: list, passes: int = 3) -> float:
@@ -291,6 +305,7 @@ def measure(spec_id: str, runtime: str, examples: int, seed: int = 0, runs: int 
     checked: list = []
     run_harness(spec, runtime, examples, seed, checked)
     draws_s, drawn = time_draws(spec, runtime, examples, seed)
+    floor_s, floor_n = time_draws(spec, runtime, examples, seed, draw=_one_integer)
     checks_s = time_checks(spec, runtime, checked)
     return {"spec": spec_id, "runtime": runtime, "examples_per_check": examples, "seed": seed, "threads": threads,
             "thread_settings": thread_pools.in_process(),
@@ -301,6 +316,7 @@ def measure(spec_id: str, runtime: str, examples: int, seed: int = 0, runs: int 
             "harness_warm_ms_per_case": 1e3 * harness_warm / n, "bare_warm_ms_per_case": 1e3 * bare_warm / n,
             # where a drawn example's warm time goes: generating it, checking it, the rest (runner)
             "draw_ms_per_case": 1e3 * draws_s / max(1, drawn), "draws_timed": drawn,
+            "one_integer_draw_ms_per_case": 1e3 * floor_s / max(1, floor_n),
             "check_ms_per_case": 1e3 * checks_s / max(1, len(checked)), "checks_timed": len(checked),
             "warm_up": {"spec": warmed_with, "seconds": warm_s}}
 

@@ -109,11 +109,13 @@ def overhead_table(rows: list[dict]) -> str:
 
 
 def overhead_parts_table(rows: list[dict]) -> str:
-    """Per drawn example (warm): the harness, hypothesis generating it alone, the properties checking
-    it alone, and the bare call; the last column is the ratio the check alone would have."""
-    header = ["runtime", "catalog entry", "harness per example", "hypothesis draw alone", "check alone",
-              "bare call", "check alone / bare call"]
+    """Per drawn example (warm): the harness, hypothesis generating it alone, hypothesis generating an
+    example of one integer (its floor), the properties checking it alone, and the bare call; the last
+    column is the ratio the check alone would have."""
+    header = ["runtime", "catalog entry", "harness per example", "hypothesis draw alone",
+              "hypothesis drawing one integer", "check alone", "bare call", "check alone / bare call"]
     out = [[r["runtime"], r["spec"], human(r["harness_warm_ms_per_case"] / 1e3), human(r["draw_ms_per_case"] / 1e3),
+            human(r["one_integer_draw_ms_per_case"] / 1e3 if "one_integer_draw_ms_per_case" in r else None),
             human(r["check_ms_per_case"] / 1e3), human(r["bare_warm_ms_per_case"] / 1e3),
             f"{r['check_ms_per_case'] / r['bare_warm_ms_per_case']:,.1f}x"]
            for r in rows if "error" not in r and "draw_ms_per_case" in r]

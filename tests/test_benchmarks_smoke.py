@@ -119,6 +119,12 @@ def test_overhead_records_the_drawn_inputs_and_times_bare_calls():
     assert len(calls) == len(cases)
     first, warm = overhead.run_bare(calls, passes=2)
     assert seconds > 0 and first > 0 and warm > 0
+    checked: list = []
+    overhead.run_harness(spec, "torch", examples=2, seed=0, checked=checked)
+    assert {(p, d) for p, _, d in checked} == {(p, d) for p in ("value", "gradient") for d in ("float64", "float32")}
+    drawn_s, drawn = overhead.time_draws(spec, "torch", examples=2, seed=0)
+    assert drawn >= len(checked) / 2 and drawn_s > 0
+    assert overhead.time_checks(spec, "torch", checked, passes=1) > 0
 
 
 def test_import_time_loads_no_framework():
@@ -141,8 +147,11 @@ def test_run_py_quick_end_to_end(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["settings"]["quick"] and doc["machine"]["cores"]
     assert [r["runtime"] for r in doc["overhead"]] == ["torch"] and "error" not in doc["overhead"][0]
+    assert all(doc["overhead"][0][k] > 0 for k in ("draw_ms_per_case", "one_integer_draw_ms_per_case",
+                                                   "check_ms_per_case"))
     (case,) = doc["gradient"]
     assert {c["checker"]: (c["clean_passed"], c["detected"]) for c in case["checkers"]} == {
         "losscheck float64": (True, True), "jax check_grads": (True, True), "tf.test.compute_gradient": (True, True)}
-    for heading in ("## Gradient verification of one example", "## Harness overhead", "## import losscheck"):
+    for heading in ("## Gradient verification of one example", "## Harness overhead", "hypothesis draw alone",
+                    "## import losscheck"):
         assert heading in done.stdout

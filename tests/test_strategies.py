@@ -1,0 +1,62 @@
+"""The input strategies reuse their strategy objects without changing what they draw."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hseed
+from hypothesis import strategies as st
+
+from losscheck import strategies as S
+
+
+def test_a_strategy_is_built_once_per_argument_set():
+    assert S._floats(-1.0, 1.0) is S._floats(-1.0, 1.0)
+    assert S._floats(-0.0, 1.0) is not S._floats(0.0, 1.0)   # -0.0 is a bound of its own
+    assert S._float_array((2, 3), -8.0, 8.0, False) is S._float_array((2, 3), -8.0, 8.0, False)
+    assert S._float_array((2, 3), -8.0, 8.0, True) is not S._float_array((2, 3), -8.0, 8.0, False)
+
+
+def test_an_array_strategy_is_cached_for_its_own_elements_only():
+    ones, twos = st.just(1.0), st.just(2.0)
+    drawn = []
+
+    @hseed(0)
+    @settings(max_examples=3, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def draw(data):
+        drawn.append((S.array(data, (2,), ones, "a"), S.array(data, (2,), twos, "b")))
+
+    draw()
+    assert all(a.tolist() == [1.0, 1.0] and b.tolist() == [2.0, 2.0] for a, b in drawn)
+
+
+def _draws(seed, extreme):
+    out = []
+
+    @hseed(seed)
+    @settings(max_examples=20, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def draw(data):
+        shp = S.shape(data)
+        out.append((shp, S.reals(data, shp, "x"), S.indices(data, shp, 3, "t", extra=(-100,)), S.flag(data, "f"),
+                    S.choice(data, ["a", "b", None], "c"), S.choice(data, [np.zeros(1), np.ones(1)], "arr")))
+
+    if extreme:
+        with S.extreme():
+            draw()
+    else:
+        draw()
+    return out
+
+
+def test_cached_and_fresh_strategies_draw_the_same_examples(monkeypatch):
+    cached = {e: _draws(5, e) for e in (False, True)}
+    for name in ("_floats", "_elements_for", "_float_array", "_sampled", "_side_lists", "_label_array",
+                 "_index_array", "_bool_array"):
+        monkeypatch.setattr(S, name, getattr(S, name).__wrapped__)   # a new strategy on every call
+    for extreme in (False, True):
+        fresh = _draws(5, extreme)
+        assert len(fresh) == len(cached[extreme]) == 20
+        for a, b in zip(cached[extreme], fresh):
+            assert a[0] == b[0] and a[3:5] == b[3:5]
+            assert np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2]) and np.array_equal(a[5], b[5])
