@@ -10,13 +10,16 @@ runtime, as Keras needs):
    tf.test.compute_gradient, with each checker's verdict on a planted one-element gradient error;
 2. ``overhead``: runner.run_check (value+gradient, float64+float32) over K examples vs bare
    framework forward+backward calls on the inputs hypothesis drew;
-3. ``import``: ``import losscheck`` time.
+3. ``import``: ``import losscheck`` time;
+4. ``wall``: wall times of ``losscheck check --all`` (cold and warm XLA cache), ``losscheck nightly``
+   and ``losscheck audit`` on each seed example file, each a fresh process (about 15 minutes on the
+   2-core machine; ``--sections import,overhead,gradient`` leaves it out).
 
 Prints Markdown tables (medians, ratios, the issue's targets and whether they are met) and writes
 every figure to ``--output`` as JSON. ``--quick`` runs every piece on tiny shapes and few examples
 (a smoke run: its times mean nothing). Every framework runs on ``--threads`` threads (default 1,
-as in the runner's one-worker-per-core pools; see threads.py). Whole-catalog wall times
-(``check --all``, ``nightly``, ``audit``) are not measured here.
+as in the runner's one-worker-per-core pools; see threads.py); the ``wall`` section's commands run
+as a user runs them, on every core.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ if ROOT not in sys.path:   # run as a script: the repository root holds the benc
 
 from benchmarks import machine, tables, threads  # noqa: E402
 
-SECTIONS = ("import", "overhead", "gradient")
+SECTIONS = ("import", "overhead", "gradient", "wall")
 #: (catalog entry, runtime) of the harness-overhead section: one per framework family
 OVERHEAD_ENTRIES = (("torch.nn.CrossEntropyLoss", "torch"),
                     ("keras.losses.CategoricalCrossentropy", "keras-tensorflow"),
@@ -53,6 +56,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1,
                         help="threads per framework (default 1, one per worker as the runner runs; 0: framework defaults)")
     parser.add_argument("--import-runs", type=int, help="runs of each import command (default 10; quick 3)")
+    parser.add_argument("--wall-examples", type=int, help="examples per check of the wall section's check --all "
+                                                          "(default 50; quick 1, torch only)")
+    parser.add_argument("--nightly-examples", type=int, help="examples per check of its nightly (default 5: the "
+                                                             "demo's; quick 1, torch only)")
     parser.add_argument("--no-profile", action="store_true",
                         help="skip the cProfiles (of losscheck's gradient check where it is slower than a fast "
                              "checker, of the harness where it is above 3x the bare calls)")
@@ -100,6 +107,13 @@ def run_overhead(args) -> list[dict]:
     return rows
 
 
+def run_wall(args) -> list[dict]:
+    from benchmarks import wall
+
+    return wall.measure(quick=args.quick, examples=args.wall_examples, nightly_examples=args.nightly_examples,
+                        env=USER_ENV, log=log)
+
+
 def run_gradient(args) -> list[dict]:
     from benchmarks import gradient_bench, gradient_cases
 
@@ -129,6 +143,11 @@ def run_gradient(args) -> list[dict]:
     return results
 
 
+#: the environment before this script pins the frameworks' threads: the wall section's commands
+#: run as a user's shell would start them
+USER_ENV = dict(os.environ)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     os.environ.update(threads.env(args.threads))   # before JAX loads
@@ -138,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"schema": "losscheck-benchmarks/1", "command": shlex.join(command),
            "machine": machine.describe(ROOT), "settings": {"quick": args.quick, "threads": args.threads,
                                                            "sections": args.sections}}
-    runners = {"import": run_import, "overhead": run_overhead, "gradient": run_gradient}
+    runners = {"import": run_import, "overhead": run_overhead, "gradient": run_gradient, "wall": run_wall}
     for section in SECTIONS:
         if section in args.sections:
             doc[section] = runners[section](args)

@@ -122,6 +122,17 @@ def overhead_parts_table(rows: list[dict]) -> str:
     return _table(header, out) if out else ""
 
 
+def wall_table(rows: list[dict]) -> str:
+    header = ["command", "wall", "exit", "checks", "statuses", "check time by runtime (summed over workers)"]
+    out = []
+    for r in rows:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(r.get("statuses", {}).items()))
+        per = ", ".join(f"{k} {v:,.0f} s" for k, v in r.get("check_seconds_by_runtime", {}).items())
+        out.append([f"`{r['command']}`", human(r["wall_s"]), "timed out" if r["exit"] is None else str(r["exit"]),
+                    str(r.get("checks", "")), statuses, per])
+    return _table(header, out)
+
+
 def import_table(result: dict) -> str:
     header = ["python -c pass", "python -c 'import losscheck'", "import losscheck", "target < 0.3 s",
               "frameworks loaded"]
@@ -154,4 +165,7 @@ def render(doc: dict) -> str:
                   "Where a drawn example's warm time goes:", overhead_parts_table(doc["overhead"])]
     if doc.get("import"):
         parts += ["## import losscheck", import_table(doc["import"])]
+    if doc.get("wall"):
+        parts += ["## Wall times from a cold start", "Each command a fresh process on every core; "
+                  "`audit` exits 1 when it finds a bug (the seeds have them).", wall_table(doc["wall"])]
     return "\n\n".join(p for p in parts if p) + "\n"

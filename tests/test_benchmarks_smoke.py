@@ -152,6 +152,10 @@ def test_run_py_quick_end_to_end(tmp_path):
     (case,) = doc["gradient"]
     assert {c["checker"]: (c["clean_passed"], c["detected"]) for c in case["checkers"]} == {
         "losscheck float64": (True, True), "jax check_grads": (True, True), "tf.test.compute_gradient": (True, True)}
+    wall = {r["name"]: r for r in doc["wall"]}
+    assert wall["check --all (cold XLA cache)"]["exit"] == 0 and wall["check --all (cold XLA cache)"]["checks"] > 0
+    assert wall["nightly"]["exit"] == 0 and wall["nightly"]["checks"] > 0
+    assert any(name.startswith("audit ") and r["exit"] in (0, 1) for name, r in wall.items())
     for heading in ("## Gradient verification of one example", "## Harness overhead", "hypothesis draw alone",
-                    "## import losscheck"):
+                    "## import losscheck", "## Wall times from a cold start"):
         assert heading in done.stdout
