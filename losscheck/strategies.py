@@ -82,10 +82,6 @@ def _edges(lo, hi):
     return sorted(pts)
 
 
-def _elements(lo, hi):
-    return _elements_for(lo, hi, is_extreme())
-
-
 @_cached
 def _elements_for(lo, hi, extreme):
     if not extreme:

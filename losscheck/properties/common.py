@@ -97,7 +97,8 @@ def round_overflow(x, dtype: str, actual) -> np.ndarray:
     returns it so is compared with the finite value)."""
     x = np.asarray(x, dtype=np.float64)
     inf = np.isinf(np.asarray(actual, dtype=np.float64)) & ~representable(x, dtype)
-    return np.where(inf, np.sign(x) * np.inf, x)
+    with np.errstate(invalid="ignore"):   # sign(0) * inf, discarded by the where
+        return np.where(inf, np.sign(x) * np.inf, x)
 
 
 def n_terms(case: Case) -> int:
