@@ -223,7 +223,7 @@ def run_bare(calls: list[Callable[[], Any]], passes: int = 5) -> tuple[float, fl
 def time_draws(spec, runtime: str, examples: int, seed: int, draw=None) -> tuple[float, int]:
     """(seconds, examples) of hypothesis generating the examples of every measured check with the
     spec's draw (or ``draw(data)``) and no check: the runner's settings and seeds."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import given
     from hypothesis import seed as hseed
     from hypothesis import strategies as st
 
@@ -235,9 +235,7 @@ def time_draws(spec, runtime: str, examples: int, seed: int, draw=None) -> tuple
     tasks = [runner.Task(spec.id, runtime, p, d) for d in DTYPES if d in spec.dtypes for p in PROPERTIES]
     for task in tasks:
         @hseed(runner.check_seed(seed, task))
-        @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
-                  suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
-                  phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink))
+        @runner.search_settings(examples)
         @given(st.data())
         def draw_only(data):
             nonlocal drawn

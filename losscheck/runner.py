@@ -74,9 +74,18 @@ def _base_row(spec, task: Task, seed: int, examples: int) -> dict:
     }
 
 
+def search_settings(examples: int):
+    """The hypothesis settings of every check's search (the benchmarks time searches with them too)."""
+    from hypothesis import HealthCheck, Phase, Verbosity, settings
+
+    return settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
+                    suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
+                    phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink))
+
+
 def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     """Run one property of one spec on one runtime and dtype; never raises for a failing loss."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
+    from hypothesis import given, target
     from hypothesis import seed as hseed
     from hypothesis import strategies as st
     from hypothesis.errors import Flaky
@@ -98,9 +107,7 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
              "precision": None, "precision_case": None, "warn": None, "skipped": None, "observed": None}
 
     @hseed(row["check_seed"])
-    @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
-              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
-              phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink))
+    @search_settings(examples)
     @given(st.data())
     def search(data):
         case = spec.draw(data)
