@@ -89,13 +89,8 @@ def _elements_for(lo, hi, extreme):
     return st.one_of(st.sampled_from(_edges(lo, hi)), _floats(lo, hi))
 
 
-@_cached
-def _float_array(shp, lo, hi, extreme):
-    return hnp.arrays(np.float64, shp, elements=_elements_for(lo, hi, extreme))
-
-
 def _floats_in(data, shp, label, lo, hi) -> np.ndarray:
-    return data.draw(_float_array(tuple(shp), lo, hi, is_extreme()), label=label)
+    return array(data, shp, _elements_for(lo, hi, is_extreme()), label)
 
 
 _ARRAYS: dict[tuple, tuple] = {}
@@ -103,7 +98,8 @@ _ARRAYS: dict[tuple, tuple] = {}
 
 def array(data, shp, elements, label, dtype=np.float64) -> np.ndarray:
     """``hnp.arrays(dtype, shp, elements=elements)``, its strategy cached per shape for a constant
-    ``elements`` strategy (held by the cache, so its id stays its own)."""
+    (module-level or :func:`_cached`) ``elements`` strategy, held by the cache so that its id stays
+    its own."""
     key = (tuple(int(n) for n in shp), id(elements), np.dtype(dtype).str)
     hit = _ARRAYS.get(key)
     if hit is None or hit[0] is not elements:
@@ -181,30 +177,25 @@ def simplex(data, shp, label, axis=-1, floor=0.0) -> np.ndarray:
     return w / w.sum(axis=axis, keepdims=True)
 
 
-@_cached
-def _label_array(shp, values):
-    return hnp.arrays(np.float64, shp, elements=_sampled(values))
-
-
 def binary_labels(data, shp, label) -> np.ndarray:
-    return data.draw(_label_array(tuple(shp), (0.0, 1.0)), label=label)
+    return array(data, shp, _sampled((0.0, 1.0)), label)
 
 
 def sign_labels(data, shp, label) -> np.ndarray:
-    return data.draw(_label_array(tuple(shp), (-1.0, 1.0)), label=label)
+    return array(data, shp, _sampled((-1.0, 1.0)), label)
 
 
 @_cached
-def _index_array(shp, num_classes, extra):
+def _index_elements(num_classes, extra):
     elements = st.integers(0, num_classes - 1)
     if extra:
         elements = st.one_of(elements, st.sampled_from(list(extra)))
-    return hnp.arrays(np.int64, shp, elements=elements)
+    return elements
 
 
 def indices(data, shp, num_classes, label, extra=()) -> np.ndarray:
     """Integer class labels in [0, num_classes), plus any of ``extra`` (e.g. an ignore index)."""
-    return data.draw(_index_array(tuple(shp), int(num_classes), tuple(extra)), label=label)
+    return array(data, shp, _index_elements(int(num_classes), tuple(extra)), label, dtype=np.int64)
 
 
 def one_hot_rows(data, shp, label) -> np.ndarray:
@@ -228,14 +219,9 @@ def number(data, label, lo, hi) -> float:
     return data.draw(_floats(lo, hi), label=label)
 
 
-@_cached
-def _bool_array(shp):
-    return hnp.arrays(bool, shp, elements=_BOOLEANS)
-
-
 def mask(data, shp, label) -> np.ndarray:
     """A boolean mask (``where=``), at least one True along the last axis of each row."""
-    m = data.draw(_bool_array(tuple(shp)), label=label)
+    m = array(data, shp, _BOOLEANS, label, dtype=bool)
     if m.ndim:
         m[..., 0] |= ~m.any(axis=-1)
     return m

@@ -12,8 +12,8 @@ from losscheck import strategies as S
 def test_a_strategy_is_built_once_per_argument_set():
     assert S._floats(-1.0, 1.0) is S._floats(-1.0, 1.0)
     assert S._floats(-0.0, 1.0) is not S._floats(0.0, 1.0)   # -0.0 is a bound of its own
-    assert S._float_array((2, 3), -8.0, 8.0, False) is S._float_array((2, 3), -8.0, 8.0, False)
-    assert S._float_array((2, 3), -8.0, 8.0, True) is not S._float_array((2, 3), -8.0, 8.0, False)
+    assert S._elements_for(-8.0, 8.0, False) is S._elements_for(-8.0, 8.0, False)
+    assert S._elements_for(-8.0, 8.0, True) is not S._elements_for(-8.0, 8.0, False)
 
 
 def test_an_array_strategy_is_cached_for_its_own_elements_only():
@@ -28,6 +28,8 @@ def test_an_array_strategy_is_cached_for_its_own_elements_only():
 
     draw()
     assert all(a.tolist() == [1.0, 1.0] and b.tolist() == [2.0, 2.0] for a, b in drawn)
+    built = [v for v in S._ARRAYS.values() if v[0] is ones]
+    assert len(built) == 1   # one array strategy for (2,) of ``ones``, reused by every example
 
 
 def _draws(seed, extreme):
@@ -49,11 +51,18 @@ def _draws(seed, extreme):
     return out
 
 
+class _Forgetful(dict):
+    """An array-strategy cache that keeps nothing."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
 def test_cached_and_fresh_strategies_draw_the_same_examples(monkeypatch):
     cached = {e: _draws(5, e) for e in (False, True)}
-    for name in ("_floats", "_elements_for", "_float_array", "_sampled", "_side_lists", "_label_array",
-                 "_index_array", "_bool_array"):
+    for name in ("_floats", "_elements_for", "_sampled", "_side_lists", "_index_elements"):
         monkeypatch.setattr(S, name, getattr(S, name).__wrapped__)   # a new strategy on every call
+    monkeypatch.setattr(S, "_ARRAYS", _Forgetful())
     for extreme in (False, True):
         fresh = _draws(5, extreme)
         assert len(fresh) == len(cached[extreme]) == 20
