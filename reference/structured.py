@@ -250,7 +250,7 @@ def adaptive_log_softmax(input, target, head_weight, *, tails, cutoffs, head_bia
         g_out = a(g_out)
         g_head = g_out[:, None] * (one_hot(gather, head.shape[1]) + sign * p_head)
         if magnitude:
-            g_head = g_head + _rounded_logits_grad(g_out, p_head, m_head)
+            g_head = g_head + _rounded_logits_grad(g_out[:, None], p_head, m_head)
         xs = a(x)
         grads = {"head_weight": g_head.T @ xs}
         gx = g_head @ a(w_head)
@@ -259,7 +259,7 @@ def adaptive_log_softmax(input, target, head_weight, *, tails, cutoffs, head_bia
         for i, ((proj, outw), (rows, h, p, rel, m_h, m_logits)) in enumerate(zip(tails, tail_parts)):
             g_logits = g_out[rows, None] * (one_hot(rel, p.shape[1]) + sign * p)
             if magnitude:
-                g_logits = g_logits + _rounded_logits_grad(g_out[rows], p, m_logits)
+                g_logits = g_logits + _rounded_logits_grad(g_out[rows, None], p, m_logits)
             grads[f"tail_{i}_out"] = g_logits.T @ (m_h if magnitude else h)
             g_h = g_logits @ a(f64(outw))
             grads[f"tail_{i}_proj"] = g_h.T @ xs[rows]
@@ -278,11 +278,12 @@ def _rounded_logits_scale(m, p, picked):
     return np.where(np.isnan(extra), 0.0, extra)
 
 
-def _rounded_logits_grad(g, p, m):
-    """Magnitudes added to the log-softmax's logit gradient ``g (onehot - p)`` by logits off by up to
-    eps * ``m``: softmax's Jacobian carries them into ``p``, ``|g| p_c (m_c + sum_k p_k m_k)``."""
+def _rounded_logits_grad(a, p, m, axis=-1):
+    """Magnitudes added to a log-softmax's logit gradient by logits off by up to eps * ``m``:
+    softmax's Jacobian carries them into ``p``, ``a p_c (m_c + sum_k p_k m_k)`` along the class
+    ``axis``, for the gradient's non-negative amplitude ``a`` (kept along that axis)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        extra = np.abs(g)[:, None] * p * (m + np.sum(p * m, axis=-1, keepdims=True))
+        extra = a * p * (m + np.sum(p * m, axis=axis, keepdims=True))
     return np.where(np.isnan(extra), 0.0, extra)
 
 
@@ -319,15 +320,11 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
     cdim = 0 if x.ndim == 1 else 1       # the logits' class axis
     with np.errstate(invalid="ignore", over="ignore"):
         p = softmax(logits, axis=cdim)
-        pm = np.sum(p * mag, axis=cdim, keepdims=True)
 
     def rounded_logits(gm):
         """Summand magnitudes ``gm`` of the logits' gradient plus the logits' own rounding carried
         through softmax: ce's magnitudes are ``|g_logp| + p A`` (softmax VJP), whose class sum is 2A."""
-        a = np.sum(gm, axis=cdim, keepdims=True) / 2.0
-        with np.errstate(invalid="ignore", over="ignore"):
-            extra = a * p * (mag + pm)
-        return gm + np.where(np.isnan(extra), 0.0, extra)
+        return gm + _rounded_logits_grad(np.sum(gm, axis=cdim, keepdims=True) / 2.0, p, mag, axis=cdim)
 
     with np.errstate(invalid="ignore", over="ignore"):
         gm1 = ce.grad_magnitude()["input"] * mag
