@@ -87,7 +87,6 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     """Run one property of one spec on one runtime and dtype; never raises for a failing loss."""
     from hypothesis import given, target
     from hypothesis import seed as hseed
-    from hypothesis import strategies as st
     from hypothesis.errors import Flaky
 
     from .frameworks import get_runtime
@@ -106,11 +105,12 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     stats = {"n": 0, "error": 0.0, "bound": None, "dev": None, "dev_abs": None, "dev_case": None, "xfail": None,
              "precision": None, "precision_case": None, "warn": None, "skipped": None, "observed": None}
 
+    from . import strategies
+
     @hseed(row["check_seed"])
     @search_settings(examples)
-    @given(st.data())
-    def search(data):
-        case = spec.draw(data)
+    @given(strategies.cases(spec.draw))
+    def search(case):
         try:
             m = prop(spec, case, task.dtype, runtime)
         except Finding as f:
@@ -142,8 +142,6 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
             target(min(m.deviation, 1e12), label="deviation from exact")
             if stats["dev"] is None or m.deviation > stats["dev"]:
                 stats.update(dev=m.deviation, dev_abs=m.deviation_abs, dev_case=case)
-
-    from . import strategies
 
     mode = strategies.extreme() if task.property == "numerics" else contextlib.nullcontext()
     try:

@@ -69,3 +69,56 @@ def test_cached_and_fresh_strategies_draw_the_same_examples(monkeypatch):
         for a, b in zip(cached[extreme], fresh):
             assert a[0] == b[0] and a[3:5] == b[3:5]
             assert np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2]) and np.array_equal(a[5], b[5])
+
+
+def _catalog_draws(spec, via_cases, extreme):
+    from losscheck import runner
+
+    out = []
+    search = runner.search_settings(4)
+    if via_cases:
+        @hseed(11)
+        @search
+        @given(S.cases(spec.draw))
+        def draw(case):
+            out.append(case)
+    else:
+        @hseed(11)
+        @search
+        @given(st.data())
+        def draw(data):
+            out.append(spec.draw(data))
+
+    with np.errstate(all="ignore"):
+        if extreme:
+            with S.extreme():
+                draw()
+        else:
+            draw()
+    return out
+
+
+def test_a_case_strategy_draws_what_a_search_over_data_draws():
+    """The runner's searches take ``S.cases(spec.draw)``, not ``st.data()``: the same cases."""
+    from losscheck import catalog
+
+    ids = ("torch.nn.CrossEntropyLoss", "torch.nn.CTCLoss", "keras.losses.MeanSquaredError",
+           "optax.losses.softmax_cross_entropy", "torch.nn.AdaptiveLogSoftmaxWithLoss")
+    for spec in map(catalog.get, ids):
+        for extreme in (False, True):
+            by_cases = _catalog_draws(spec, True, extreme)
+            assert len(by_cases) == 4
+            assert repr(by_cases) == repr(_catalog_draws(spec, False, extreme)), spec.id
+
+
+def test_the_case_strategy_passes_draws_through_and_drops_labels():
+    seen = []
+
+    @hseed(0)
+    @settings(max_examples=2, database=None)
+    @given(S.cases(lambda data: (data.draw(st.integers(0, 9), label="digit"), data.draw(st.just(3)))))
+    def draw(case):
+        seen.append(case)
+
+    draw()
+    assert seen and all(0 <= d <= 9 and three == 3 for d, three in seen)
