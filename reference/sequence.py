@@ -607,7 +607,10 @@ def torch_ctc_loss(log_probs, targets, input_lengths, target_lengths, *, blank: 
     for b, r in enumerate(rows):
         padded[b, : len(r)] = r
     active = np.arange(t_len)[:, None] < il[None, :]  # (T, N)
-    sw = _Sweeps(_graves_lattice(padded, lens, blank), lp, np.abs(lp), active)
+    # the magnitudes of a path's summands, and 1 per frame: each frame's log of a sum over its
+    # predecessors (max-shifted, so at least 1, as here and in torch's kernel) is rounded, an
+    # absolute error of eps however close to 0 the loss is
+    sw = _Sweeps(_graves_lattice(padded, lens, blank), lp, np.abs(lp) + 1.0, active)
     raw = -sw.logz
     zeroed = np.isinf(raw) & zero_infinity
     terms = np.where(zeroed, 0.0, raw)
