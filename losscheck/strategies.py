@@ -1,8 +1,9 @@
 """Hypothesis strategies for loss inputs: domains, shapes and parameters.
 
-Every draw goes through ``data.draw(..., label=...)`` so a failing example prints as named
-arguments, and every array respects a size budget (``SIZE_BUDGET`` elements) so examples stay
-small, fast and readable when shrunk.
+Every draw goes through ``data.draw(..., label=...)``: under ``st.data()`` hypothesis notes each
+labelled value (the runner's searches draw through :func:`cases`, which drops the labels, since
+reports print the drawn case by argument name). Every array respects a size budget
+(``SIZE_BUDGET`` elements) so examples stay small, fast and readable when shrunk.
 
 Strategy objects are built once per distinct argument set and reused (:func:`_cached`): hypothesis
 validates and labels a strategy on its first draw, which cost about a quarter of a drawn example
