@@ -1,6 +1,8 @@
 """The input strategies reuse their strategy objects without changing what they draw."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hseed
@@ -43,12 +45,13 @@ def _draws(seed, extreme):
         out.append((shp, S.reals(data, shp, "x"), S.indices(data, shp, 3, "t", extra=(-100,)), S.flag(data, "f"),
                     S.choice(data, ["a", "b", None], "c"), S.choice(data, [np.zeros(1), np.ones(1)], "arr")))
 
-    if extreme:
-        with S.extreme():
-            draw()
-    else:
+    with _mode(extreme):
         draw()
     return out
+
+
+def _mode(extreme):
+    return S.extreme() if extreme else contextlib.nullcontext()
 
 
 class _Forgetful(dict):
@@ -89,12 +92,8 @@ def _catalog_draws(spec, via_cases, extreme):
         def draw(data):
             out.append(spec.draw(data))
 
-    with np.errstate(all="ignore"):
-        if extreme:
-            with S.extreme():
-                draw()
-        else:
-            draw()
+    with np.errstate(all="ignore"), _mode(extreme):
+        draw()
     return out
 
 
