@@ -1235,11 +1235,19 @@ def sigmoid_focal_loss(logits, labels, *, alpha=None, gamma: float = 2.0, reduct
         dcex_s = np.abs(yb) * snx + np.abs(1.0 - yb) * sx
         dfx_ce = _where0(ce != 0, (1.0 - 2.0 * yb) * dfx * ce)
         dx = wa * (dfx_ce + f * dcex)
-        dx_s = np.abs(wa) * (np.abs(dfx_ce) + f * dcex_s)
+        # f, dfx and df are exps of gamma log_u, of (gamma - 1) log_u + lsx + lsnx and of
+        # (gamma - 1) log_u: each exponent's absolute rounding (eps times its summands) is the
+        # factor's relative error, 264 eps at x = -88 and gamma = 3 (soak seed 7)
+        amp_f = 1.0 + abs(gamma) * (np.abs(log_u) + 1.0)
+        amp_df = 1.0 + abs(gamma - 1.0) * (np.abs(log_u) + 1.0)
+        dx_s = np.abs(wa) * (_where0(dfx_ce != 0, np.abs(dfx_ce) * (amp_df + np.abs(lsx) + np.abs(lsnx)))
+                             + _where0(f != 0, f * dcex_s * amp_f))
         dfy_ce = _where0(ce != 0, df * (snx - sx) * ce)
         fx = _where0(f != 0, -f * xb)
         dy = dwa * f * ce + wa * (dfy_ce + fx)
-        dy_s = abs(dwa) * f * np.abs(ce) + np.abs(wa) * (np.abs(dfy_ce) + f * (softplus(xb) + softplus(-xb)))
+        f_amp = _where0(f != 0, f * amp_f)
+        dy_s = abs(dwa) * f_amp * np.abs(ce) + np.abs(wa) * (_where0(dfy_ce != 0, np.abs(dfy_ce) * amp_df)
+                                                             + f_amp * (softplus(xb) + softplus(-xb)))
 
     def vjp(g):
         with np.errstate(invalid="ignore"):

@@ -157,3 +157,18 @@ def test_categorical_gradient_scale_counts_the_renormalised_q_in_one_minus_q():
     plain = expected.copy()
     plain[:, 0] = 0.25 * cot[0] * np.array([1 / zd.sum(), 1 / zd.sum() - 1 / zd[1]])   # of -alpha log(z1 / s)
     assert grad_error(plain, expected, mag, "float32") > 1e3 * GRAD_BOUND["float32"](1)
+
+
+def test_sigmoid_focal_gradient_scale_counts_the_rounding_of_its_exponents():
+    """optax ``sigmoid_focal_loss``, float64, logits -88, label 1.65e-47, gamma 3 (soak seed 7: G006,
+    139 eps against 72): the factors are exps of gamma log(1 - p_t) ~ -264 and alike, so the
+    exponents' rounding is a relative error of hundreds of eps in optax and the oracle alike. The
+    exact gradient (mpmath, 80 digits) is 5.375296710539373e-153; optax gives 5.375296710539316e-153
+    (jax 0.10.2), 48 eps of the old scale from it, and the oracle 92 eps on the other side."""
+    res = C.sigmoid_focal_loss(np.array([-88.0]), np.array([1.6493635187796058e-47]), gamma=3.0)
+    exact, optax_dx = 5.375296710539373e-153, 5.375296710539316e-153
+    g, m = res.grad()["logits"], res.grad_magnitude()["logits"]
+    bound = GRAD_BOUND["float64"](1)
+    assert grad_error(g, [exact], m, "float64") <= bound
+    assert grad_error([optax_dx], g, m, "float64") <= bound
+    assert grad_error([exact * (1 + 1e-10)], g, m, "float64") > bound   # still far tighter than 1e-10
