@@ -361,11 +361,13 @@ ACTIVATION_FLUSHED = Expected(
 
 
 def _zero_sum_row(case, dtype) -> bool:
-    """apply_softmax=False with a row of the predictions summing to 0 (predictions of lower rank than the
-    targets are read with trailing axes added, as optax's error message for (2,) against (2, 1) shows)."""
+    """apply_softmax=False with a row of the predictions summing to 0 along their last axis, as optax
+    checks them: after a class axis is added to predictions one rank below the targets (optax
+    _segmentation.py; targets one rank below are extended instead, which leaves the predictions'
+    rows as they are: (2, 3, 1) against (2, 3) sums each single element)."""
     p, t = np.asarray(case.inputs["predictions"]), np.asarray(case.inputs["targets"])
-    p = p.reshape(p.shape + (1,) * max(0, t.ndim - p.ndim))
-    p, _ = np.broadcast_arrays(p, t)
+    if p.ndim == t.ndim - 1:
+        p = p[..., None]
     return not case.params["apply_softmax"] and bool(np.any(np.isclose(np.sum(p, axis=-1), 0.0)))
 
 
