@@ -89,6 +89,7 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     from hypothesis import seed as hseed
     from hypothesis.errors import Flaky
 
+    from . import strategies
     from .frameworks import get_runtime
     from .properties import PROPERTIES
     from .properties.common import Finding
@@ -104,8 +105,6 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     prop = PROPERTIES[task.property]
     stats = {"n": 0, "error": 0.0, "bound": None, "dev": None, "dev_abs": None, "dev_case": None, "xfail": None,
              "precision": None, "precision_case": None, "warn": None, "skipped": None, "observed": None}
-
-    from . import strategies
 
     @hseed(row["check_seed"])
     @search_settings(examples)

@@ -209,9 +209,8 @@ def keras_twins(cls: str, function: str | None, *, space, fn_space=None, inputs,
         extra.setdefault("batch_layout", layouts.KERAS)
     extra["expected"] = (*extra.get("expected", ()), *KERAS_FLUSHES_SUBNORMALS)
     common = dict(framework="keras", family=family, reference=reference, **extra)
-    cls_common = dict(common, expected=(*common.get("expected", ()), *((*KERAS_TINY_SAMPLE_WEIGHT,
-                                                                       KERAS_TORCH_SUBNORMAL_WEIGHT)
-                                                                      if sample_weight else ())))
+    weight_expected = (*KERAS_TINY_SAMPLE_WEIGHT, KERAS_TORCH_SUBNORMAL_WEIGHT) if sample_weight else ()
+    cls_common = dict(common, expected=(*common.get("expected", ()), *weight_expected))
     specs = [LossSpec(id=f"keras.losses.{cls}", args=tuple(cls_args), draw=drawer(cls_space, cls_inputs),
                       call=partial(_keras_class, cls), oracle=cls_oracle, exact=cls_exact if exact else None,
                       params_doc=describe(cls_space), **cls_common)]
