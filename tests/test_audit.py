@@ -257,6 +257,29 @@ def test_watch_counts_written_elements_and_restores_settings():
 
 
 @needs_torch
+@pytest.mark.parametrize("rows", [4, 2000])   # 24 elements: torch.equal; 12,000: through NumPy
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "int64"])
+def test_watch_compares_values_as_torch_equal_does(dtype, rows):
+    """Both comparisons of CPU tensors (NumPy's for large ones of a dtype it shares) find a
+    one-element write in a strided view, and a NaN the loss left alone is no write."""
+    import torch
+
+    from losscheck.frameworks.guard import Watch
+
+    base = torch.arange(rows * 6).reshape(rows, 6).to(getattr(torch, dtype))
+    if base.is_floating_point():
+        base[0, 0] = float("nan")
+    x = base.t()   # not contiguous
+    with Watch({"input": x}, raise_=False) as w:
+        pass
+    assert w.found == []
+    with Watch({"input": x}, raise_=False) as w:
+        x.data[5, 3] = 99
+    assert [h.message for h in w.found] == [f"input 'input' changed in place: 1 of {rows * 6} elements differ after "
+                                            "the call"]
+
+
+@needs_torch
 def test_check_reports_side_effects_and_passes_their_correct_twins():
     import torch
 

