@@ -306,18 +306,24 @@ MASKED_OVERFLOW_GRAD_NAN, MASKED_TARGET_OVERFLOW_GRAD_NAN = (Expected(
     code="N003", when=_masked_overflow(arg)) for arg in ("log_predictions", "log_targets"))
 
 def _focal_value_flushes(case, dtype):
-    if dtype != "float32":
+    if dtype not in ("float32", "float64"):
         return False
     r = C.sigmoid_focal_loss(case.inputs["logits"], case.inputs["labels"], alpha=case.params["alpha"],
                              gamma=case.params["gamma"])
-    v = np.abs(np.asarray(r.value))
-    return bool(np.any((v > 0) & (v < np.finfo(np.float32).tiny)))
+    # at a finite logit the exact loss is positive: a value below the smallest normal (0 included,
+    # where even the oracle underflows) is one that flushes or underflows in optax's product
+    v, x = np.broadcast_arrays(np.abs(np.asarray(r.value)), np.asarray(case.inputs["logits"]))
+    return bool(np.any(np.isfinite(x) & (v < np.finfo(dtype).tiny)))
 
 
 FOCAL_FLUSHED_VALUE = Expected(
-    "XLA on CPU flushes float32 subnormals to zero: where the loss's value is a float32 subnormal, optax "
-    "returns 0 and part of d/dlabels is lost with it. Measured (jax 0.10.2, optax 0.2.8): logits -1e4, "
-    "labels 1e-12, gamma 3 give value 0 (exact 1.0e-44) and d/dlabels 1.0e-32 (exact 4.0e-32); float64 is right",
+    "where the loss's value is below the dtype's smallest normal, optax returns 0 (XLA on CPU flushes "
+    "subnormals to zero, float64 ones too; further down the product ce * focal_weight underflows) and loses "
+    "with it the term ce * focal_weight * gamma * dlog(1 - p_t)/dlabels of the gradient, an underflowed factor "
+    "times a huge one (1 / (1 - p_t)). Measured (jax 0.10.2, optax 0.2.8): float32, logits -1e4, labels 1e-12, "
+    "gamma 3 give value 0 (exact 1.0e-44) and d/dlabels 1.0e-32 (exact 4.0e-32); float64 (soak seed 10), "
+    "logits -355, labels 3.2e-278, gamma 1 give value 0 (exact 4.48e-309) and d/dlabels 2.3751e-152 (exact "
+    "2.3818e-152, mpmath at 600 digits)",
     "https://github.com/jax-ml/jax/discussions/21932", property="gradient", when=_focal_value_flushes)
 
 
