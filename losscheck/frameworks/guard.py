@@ -128,19 +128,19 @@ def _copy(x) -> tuple[int | None, Any] | None:
     return None
 
 
-def _same_values(torch, old, new) -> bool:
-    """``torch.equal(old, new)``; through NumPy for large CPU tensors of a dtype NumPy shares, which is
-    faster from about 8,000 elements on (half the time at 16,384, a third at 25,600; slower below).
-    Both give False where a NaN is."""
-    if old.numel() >= _NUMPY_FROM and old.device.type == new.device.type == "cpu" \
-            and str(old.dtype) in _NUMPY_SHARED:
-        return bool(np.array_equal(old.numpy(), new.numpy()))
-    return bool(torch.equal(old, new))
-
-
 _NUMPY_FROM = 8192
 _NUMPY_SHARED = frozenset(f"torch.{t}" for t in ("float64", "float32", "float16", "int64", "int32", "int16",
                                                  "int8", "uint8", "bool"))
+
+
+def _same_values(torch, old, new) -> bool:
+    """``torch.equal(old, new)``; through NumPy for large dense CPU tensors of a dtype NumPy shares,
+    which is faster from about 8,000 elements on (half the time at 16,384, a third at 25,600; slower
+    below). Both give False where a NaN is."""
+    if (old.numel() >= _NUMPY_FROM and old.device.type == new.device.type == "cpu"
+            and old.layout == new.layout == torch.strided and str(old.dtype) in _NUMPY_SHARED):
+        return bool(np.array_equal(old.numpy(), new.numpy()))
+    return bool(torch.equal(old, new))
 
 
 def _differ(old, new) -> tuple[int, str]:
