@@ -1,4 +1,4 @@
-"""Soak seed 10: two alarms, both from subnormal intermediates flushed to zero on the CPU.
+"""Soak seeds 10 and 11: three alarms, all from subnormals flushed to zero on the CPU.
 
 * optax ``sigmoid_focal_loss`` in float64 at logits -355, labels 3.2e-278, gamma 1: the loss's value
   (4.48e-309) is a float64 subnormal; XLA returns 0 and d/dlabels loses the term that goes through
@@ -6,7 +6,9 @@
   0: the shrunk repro then went on to logits -373, where even the oracle's value underflows.
 * Keras ``BinaryCrossentropy(from_logits=True)`` in float32 on keras-jax at y_pred -88, y_true 0,
   sample_weight 1000: sigmoid(-88) is a float32 subnormal, flushed, so the gradient is 0 where the
-  exact one is 6.05e-36 (keras-tensorflow does the same; torch keeps subnormals)."""
+  exact one is 6.05e-36 (keras-tensorflow does the same; torch keeps subnormals).
+* (seed 11) optax ``kl_divergence`` in float64, batch property, at targets 1.11e-308: XLA reads the
+  subnormal target as 0, so the loss is 0 (exact -7.889e-306) and d/dtargets NaN."""
 import numpy as np
 import pytest
 
@@ -66,3 +68,29 @@ def test_keras_sigmoid_flush_scope(runtime, y_pred, dtype, from_logits, covered)
     spec = get("keras.losses.BinaryCrossentropy")
     found = spec.expected_for("numerics", dtype, runtime, _bce(y_pred, from_logits), "G003")
     assert (found is not None and "sigmoid" in found.reason) is covered
+
+
+def _kl(targets):
+    return Case({"log_predictions": np.zeros((1, 1)), "targets": np.asarray([[targets]])}, {"axis": -1})
+
+
+@pytest.mark.parametrize("targets, dtype, covered", [
+    (1.1125369292536007e-308, "float64", True),   # the soak's case
+    (3e-308, "float64", False),                    # normal: optax is right
+    (1e-40, "float32", True),
+    (1e-40, "float64", False),
+    (0.0, "float64", False),
+])
+def test_kl_subnormal_target_scope(targets, dtype, covered):
+    found = get("optax.losses.kl_divergence").expected_for("batch", dtype, "jax", _kl(targets), "B004")
+    assert (found is not None and "subnormal inputs" in found.reason) is covered
+
+
+def test_optax_kl_reads_a_subnormal_target_as_zero():
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    jax.config.update("jax_enable_x64", True)
+    t = 1.1125369292536007e-308
+    exact = float(get("optax.losses.kl_divergence").oracle(_kl(t)).value.sum())
+    assert exact == pytest.approx(t * np.log(t), rel=1e-12)
+    assert float(optax.losses.kl_divergence(jax.numpy.zeros((1, 1)), jax.numpy.asarray([[t]]))[0]) == 0.0
