@@ -116,14 +116,15 @@ def _sample_weight_below_float32(case, dtype) -> bool:
 #: Keras reduces float64 in float32 on its jax and torch backends (KERAS_FLOAT64_IN_FLOAT32): there a
 #: sample weight below float32's smallest normal is 0 or subnormal, and a batch of such samples has
 #: weight sum 0: divide_no_nan returns 0 where the float64 weighted mean is the samples' mean loss
-KERAS_TINY_SAMPLE_WEIGHT = tuple(Expected(
+KERAS_TINY_SAMPLE_WEIGHT = Expected.on(
+    ("keras-jax", "keras-torch"),
     "Keras reduces float64 losses in float32 on the jax and torch backends: a sample weight below float32's "
     "smallest normal (1.2e-38) flushes to 0 there, so a batch whose weights all do has weight sum 0 and "
     "'mean_with_sample_weight' returns 0 (divide_no_nan) instead of the weighted mean. Verified: "
     "CategoricalCrossentropy(reduction='mean_with_sample_weight')([[1, 0]], [[.5, .5]], sample_weight=[1.9e-113]) "
     "in float64 is 0 on keras-torch, log 2 on keras-tensorflow",
     "https://github.com/keras-team/keras/blob/master/keras/src/backend/common/dtypes.py",
-    runtime=rt, when=_sample_weight_below_float32) for rt in ("keras-jax", "keras-torch"))
+    when=_sample_weight_below_float32)
 
 
 #: values this small make float32 subnormals in products with the loss's O(1) terms
@@ -142,15 +143,15 @@ def _near_float32_subnormal(case, dtype) -> bool:
 
 
 #: TensorFlow (oneDNN/Eigen) and XLA on CPU flush subnormal results to zero
-KERAS_FLUSHES_SUBNORMALS = tuple(Expected(
+KERAS_FLUSHES_SUBNORMALS = Expected.on(
+    ("keras-tensorflow", "keras-jax"),
     "TensorFlow and XLA on CPU flush subnormal numbers to zero, and Keras computes float64 losses in float32 on "
     "jax (and builds constants such as alpha in float32): an input, weight or parameter below about 2e-31 "
     "makes float32 subnormals that become 0 (a zero loss or gradient where the exact one is tiny). Measured in "
     "the 100,000-example soak: MeanAbsolutePercentageError with sample_weight 1.5e-39 (float32) gives 0; "
     "cosine_similarity's d/dy_true at y_pred 2.2e-313 (float64, TensorFlow) is 0; "
     "categorical_focal_crossentropy with alpha [1.4e-45, 0] in float64 is 0 (exact 9.7e-46)",
-    "https://github.com/jax-ml/jax/discussions/21932", runtime=rt, when=_near_float32_subnormal)
-    for rt in ("keras-tensorflow", "keras-jax"))
+    "https://github.com/jax-ml/jax/discussions/21932", when=_near_float32_subnormal)
 
 
 def _float32_subnormal_weight_mean(case, dtype) -> bool:

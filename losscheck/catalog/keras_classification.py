@@ -455,14 +455,14 @@ def _sigmoid_subnormal(case, dtype) -> bool:
             and bool(np.any(np.asarray(case.inputs["y_pred"], dtype=np.float64) < _FLOAT32_EXP_SUBNORMAL)))
 
 
-SIGMOID_FLUSHED = tuple(Expected(
+SIGMOID_FLUSHED = Expected.on(
+    ("keras-jax", "keras-tensorflow"),
     "TensorFlow and XLA on CPU flush float32 subnormals to zero: at a logit below -87.34, sigmoid(y_pred) and "
     "log1p(exp(y_pred)) are subnormals and become 0, and so do the loss and its gradient sigmoid(y_pred) - y_true "
     "at y_true = 0, which a sample weight of 1000 makes far larger than the smallest normal. Measured (keras "
     "3.15.1, float32, from_logits, y_true [0], sample_weight 1000, soak seed 10): at y_pred -88 the value and "
     "d/dy_pred are 0 on keras-jax and keras-tensorflow, both exactly 6.05e-36; at -87 both are right (1.6458e-35)",
-    "https://github.com/jax-ml/jax/discussions/21932", runtime=rt, when=_sigmoid_subnormal)
-    for rt in ("keras-jax", "keras-tensorflow"))
+    "https://github.com/jax-ml/jax/discussions/21932", when=_sigmoid_subnormal)
 
 KERAS_ARGS = {"y_true": "y_true", "y_pred": "y_pred"}   # Arg refs: the keys keras_names gives
 

@@ -69,15 +69,14 @@ def _cosine(norm_floor):
     return oracle
 
 
-ZERO_VECTOR_NAN_GRAD = tuple(
-    Expected("normalize() computes x * minimum(rsqrt(sum(x^2)), 1/epsilon); where sum(x^2) is 0 (a zero "
-             "vector, or one so small that x^2 underflows) rsqrt is inf, and where it is so small that "
-             "rsqrt's derivative -s^-1.5/2 overflows, the unused branch of minimum contributes inf * 0 = NaN "
-             "to the gradient (the TensorFlow backend's gradient is finite)",
-             "https://github.com/keras-team/keras/blob/master/keras/src/ops/nn.py",
-             property="gradient", code="N003", runtime=rt,
-             when=squared_norm_underflows("y_true", "y_pred", rsqrt_grad=True))
-    for rt in ("keras-jax", "keras-torch"))
+ZERO_VECTOR_NAN_GRAD = Expected.on(
+    ("keras-jax", "keras-torch"),
+    "normalize() computes x * minimum(rsqrt(sum(x^2)), 1/epsilon); where sum(x^2) is 0 (a zero "
+    "vector, or one so small that x^2 underflows) rsqrt is inf, and where it is so small that "
+    "rsqrt's derivative -s^-1.5/2 overflows, the unused branch of minimum contributes inf * 0 = NaN "
+    "to the gradient (the TensorFlow backend's gradient is finite)",
+    "https://github.com/keras-team/keras/blob/master/keras/src/ops/nn.py",
+    property="gradient", code="N003", when=squared_norm_underflows("y_true", "y_pred", rsqrt_grad=True))
 
 SPECS += keras_twins(
     "CosineSimilarity", "cosine_similarity", space={"axis": [-1]}, inputs=YT_YP, expected=ZERO_VECTOR_NAN_GRAD,

@@ -95,6 +95,11 @@ class Expected:
             return False
         return self.when is None or case is None or bool(self.when(case, dtype))
 
+    @classmethod
+    def on(cls, runtimes: tuple[str, ...], reason: str, link: str = "", **scope) -> tuple["Expected", ...]:
+        """The same expectation scoped to each of ``runtimes``."""
+        return tuple(cls(reason, link, runtime=rt, **scope) for rt in runtimes)
+
 
 @dataclass(frozen=True)
 class Deviation:
