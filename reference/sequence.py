@@ -216,7 +216,10 @@ class _Sweeps:
         self._bins = np.minimum(idx, size).ravel()   # where each adjoint lands in (T, N, C); bin ``size`` dropped
         idx = self._flat(idx, size, lead=True)
         self.em = np.concatenate([np.ravel(lp), [NEG_INF, 0.0]])[idx[:, 2:]]
-        self._em_mag = np.concatenate([np.ravel(lp_mag), [0.0, 0.0]])[idx]   # (T, P): with the first two
+        # a state that emits log 0 has no weight, so its infinite magnitude counts for nothing
+        # (0 * inf would make the scale NaN, and a NaN scale an error of 1e30 eps)
+        mags = np.where(np.isfinite(lp_mag), lp_mag, 0.0)
+        self._em_mag = np.concatenate([np.ravel(mags), [0.0, 0.0]])[idx]   # (T, P): with the first two
         self.em_mag = self._em_mag[:, 2:]
         zero = np.zeros((bsz, s))
         self.tr = self._flat(np.stack([lat.skip, lat.prev, zero]), NEG_INF)     # (3, P-2) into each position
