@@ -128,8 +128,9 @@ def grad_error(actual, expected, magnitude, dtype: str, skip=None) -> float:
         # masked path below reduces to this (same elements, same operations); else take it
         with np.errstate(invalid="ignore", over="ignore"):
             diff = np.max(np.abs(a - e))
-        if math.isfinite(diff):
-            return float(diff / (EPS[dtype] * max(float(np.max(m)), scale_floor(dtype))))
+        top = float(np.max(m))
+        if math.isfinite(diff) and math.isfinite(top):
+            return float(diff / (EPS[dtype] * max(top, scale_floor(dtype))))
     keep = np.ones(e.shape, dtype=bool) if skip is None else ~np.asarray(skip, dtype=bool)
     keep &= ~np.isnan(e)
     if not keep.any():
@@ -140,5 +141,8 @@ def grad_error(actual, expected, magnitude, dtype: str, skip=None) -> float:
     finite = np.isfinite(e)
     if not finite.any():
         return 0.0
-    denom = EPS[dtype] * max(float(np.max(m[finite])), scale_floor(dtype))
+    # a non-finite magnitude (0 * inf, an infinite input) counts as 0, as value_error counts a
+    # scale: the norm of the others, not an infinite or NaN one that would pass any gradient
+    mf = m[finite]
+    denom = EPS[dtype] * max(float(np.max(mf, where=np.isfinite(mf), initial=0.0)), scale_floor(dtype))
     return float(np.max(np.abs(a[finite] - e[finite])) / denom)

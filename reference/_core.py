@@ -118,6 +118,11 @@ def reduce(
     """
     terms = np.asarray(terms, dtype=np.float64)
     scale = np.abs(terms) if scale is None else np.asarray(scale, dtype=np.float64)
+    if scale.shape == terms.shape and not np.all(np.isfinite(scale)):
+        # a finite term with an infinite or NaN scale (a saturated term of infinite inputs, or
+        # 0 * inf in its magnitude) is exact, as value_error reads it; summed, it would make the
+        # reduction's scale NaN or inf and the reduced value exact too
+        scale = np.where(np.isfinite(terms) & ~np.isfinite(scale), 0.0, scale)
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
     per_sample, per_scale, n_axis = terms, scale, 1
