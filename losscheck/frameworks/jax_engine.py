@@ -33,32 +33,41 @@ class JaxEngine:
         self.jax, self.jnp = jax, jnp
         platform = "gpu" if device.startswith("cuda") else "cpu"
         self.device = jax.devices(platform)[0]
+        # jit places a NumPy argument on the default device itself, for a few microseconds where
+        # device_put takes about 37 us (CPU, float64 (4, 5)); an explicit device_put is kept
+        # where the runtime's device is not the default one (the CPU runtime on a GPU machine)
+        self._host_inputs = self.device == jax.devices()[0]
         self._programs: dict = {}
         self._mode: dict = {}
         self.dtypes = {"float64": jnp.float64, "float32": jnp.float32,
                        "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 
     def tensor(self, x, kind: str, dtype: str):
-        # Convert in NumPy and device_put: jnp.asarray and jnp casts each compile a program per shape.
-        if kind == "float":
-            arr = np.asarray(x, dtype=np.float64).astype(self.dtypes[dtype])
-        elif kind == "bool":
-            arr = np.asarray(x, dtype=bool)
-        else:
-            arr = np.asarray(x, dtype=np.int64)
-        return self.jax.device_put(arr, self.device)
+        return self.jax.device_put(self._host(x, kind, dtype), self.device)
 
-    def convert_params(self, params, dtype):
-        return {k: self.tensor(v, kind_of({}, k, np.asarray(v)), dtype) if isinstance(v, np.ndarray) else v
+    def _host(self, x, kind: str, dtype: str) -> np.ndarray:
+        # Convert in NumPy: jnp.asarray and jnp casts each compile a program per shape.
+        if kind == "float":
+            return np.asarray(x, dtype=np.float64).astype(self.dtypes[dtype])
+        if kind == "bool":
+            return np.asarray(x, dtype=bool)
+        return np.asarray(x, dtype=np.int64)
+
+    def convert_params(self, params, dtype, convert=None):
+        convert = convert or self.tensor
+        return {k: convert(v, kind_of({}, k, np.asarray(v)), dtype) if isinstance(v, np.ndarray) else v
                 for k, v in params.items()}
 
     def evaluate(self, build, namespace, spec_args, case, dtype, cotangent=None, want_grad=True) -> Evaluation:
         kinds = {a.name: a.kind for a in spec_args}
         diff, const = split_inputs(spec_args, case, want_grad)
         names = list(diff)
-        xs = [self.tensor(diff[n], "float", dtype) for n in names]
-        others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
-        params = self.convert_params(case.params, dtype)
+        # the compiled programs take NumPy inputs where jit puts them on the runtime's device;
+        # a loss run outside a program (the fallbacks below) gets jax arrays, as a user's would
+        convert = self._host if self._host_inputs else self.tensor
+        xs = [convert(diff[n], "float", dtype) for n in names]
+        others = {n: convert(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
+        params = self.convert_params(case.params, dtype, convert)
         try:
             if names:
                 out, grads = self._cached(build, namespace, spec_args, names, xs, others, params, dtype, cotangent)
@@ -66,6 +75,10 @@ class JaxEngine:
             return self._wrap(self._cached(build, namespace, spec_args, names, xs, others, params, dtype, None), {})
         except _NotCacheable:
             pass
+        if self._host_inputs:
+            put = self._put
+            xs, others = [put(x) for x in xs], {n: put(x) for n, x in others.items()}
+            params = {k: put(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
         fn = build(namespace, params)
 
         def f(*args):
@@ -104,7 +117,7 @@ class JaxEngine:
 
     def _cached(self, build, namespace, spec_args, names, xs, others, params, dtype, cotangent):
         floats = {k: v for k, v in params.items() if type(v) is float}
-        arrays = {k: v for k, v in params.items() if isinstance(v, self.jax.Array)}
+        arrays = {k: v for k, v in params.items() if isinstance(v, (np.ndarray, self.jax.Array))}
         static = {k: v for k, v in params.items() if k not in floats and k not in arrays}
         base = (build, tuple(a.name for a in spec_args), tuple(names), tuple(sorted(others)), dtype)
         mode_key = (base, _freeze(static))
@@ -131,6 +144,9 @@ class JaxEngine:
                     raise
                 mode = self._mode[mode_key] = 2
         raise _NotCacheable
+
+    def _put(self, x: np.ndarray):
+        return self.jax.device_put(x, self.device)
 
     def forget(self, build) -> None:
         """Drop the programs compiled for ``build``: the next call traces (runs the loss's Python)
