@@ -23,7 +23,7 @@ from ..tolerance import round_to
 from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
 from . import layouts
 from .spec import Arg, Deviation, Expected
-from .when import flushed
+from .when import any_flushed
 
 TORCH_DOCS = "https://pytorch.org/docs/stable/generated/torch.nn.{}.html"
 KERAS_SRC = "https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py"
@@ -201,7 +201,7 @@ TVERSKY_SWAPPED = Expected(
     when=lambda case, dtype: case.params["alpha"] != case.params["beta"])
 
 def _subnormal_input(case, dtype) -> bool:
-    return any(np.any((x != 0) & (flushed(x, dtype) == 0)) for x in map(np.asarray, case.inputs.values()))
+    return any_flushed(case.inputs.values(), dtype)
 
 
 SUBNORMAL_FLUSHED = tuple(
@@ -347,7 +347,7 @@ def _activation_flushed(case, dtype) -> bool:
         else:
             e = np.exp(x - np.max(x, axis=-1, keepdims=True))
             values = np.concatenate([e.ravel(), softmax(x, axis=-1).ravel()])
-    return bool(np.any((values != 0) & (flushed(values, dtype) == 0)))
+    return any_flushed([values], dtype)
 
 
 ACTIVATION_FLUSHED = Expected(
@@ -362,8 +362,7 @@ ACTIVATION_FLUSHED = Expected(
 
 def _weight_flushed(case, dtype) -> bool:
     """A non-zero ``alpha`` or ``beta`` below the smallest normal number of the tested dtype."""
-    weights = (case.params.get("alpha", 0.0), case.params.get("beta", 0.0))
-    return any(v != 0 and flushed(v, dtype) == 0 for v in weights)
+    return any_flushed((case.params.get("alpha", 0.0), case.params.get("beta", 0.0)), dtype)
 
 
 WEIGHT_FLUSHED = Expected(

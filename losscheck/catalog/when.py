@@ -35,6 +35,11 @@ def flushed(x, dtype):
     return np.where(np.abs(x) < tiny, 0.0, x)
 
 
+def any_flushed(values, dtype) -> bool:
+    """True when one of ``values`` has a non-zero element that :func:`flushed` makes 0."""
+    return any(bool(np.any((x != 0) & (flushed(x, dtype) == 0))) for x in map(np.asarray, values))
+
+
 def subnormal_difference(a: str, b: str):
     """True when ``a - b`` has a non-zero element below the smallest normal number of the tested
     dtype: flush-to-zero CPUs (TensorFlow, XLA) make it 0."""

@@ -43,7 +43,7 @@ class JaxEngine:
                        "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 
     def tensor(self, x, kind: str, dtype: str):
-        return self.jax.device_put(self._host(x, kind, dtype), self.device)
+        return self._put(self._host(x, kind, dtype))
 
     def _host(self, x, kind: str, dtype: str) -> np.ndarray:
         # Convert in NumPy: jnp.asarray and jnp casts each compile a program per shape.
