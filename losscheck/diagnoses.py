@@ -101,7 +101,9 @@ _CODES = [
     Code("N001", "non-finite value where the loss is finite",
          "The loss returns NaN or Inf on inputs where the exact loss is finite."),
     Code("N002", "loss below its lower bound",
-         "The loss returns a value below its mathematical lower bound (a loss that should be >= 0 is negative)."),
+         "The loss returns a value below its mathematical lower bound (a loss that should be >= 0 is negative). "
+         "The value check reports it too, ahead of the value codes; minus the oracle's value is named a dropped "
+         "sign."),
     Code("N003", "non-finite gradient where the loss's gradient is finite",
          "The gradient contains NaN or Inf where the oracle's gradient is finite."),
     Code("D001", "computed at lower precision than its inputs",

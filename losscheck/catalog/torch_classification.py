@@ -267,19 +267,19 @@ SPECS = [
         deviation=Deviation("each log is clamped at >= -100, so p = 0 or 1 gives a finite loss (100 per unit of "
                             "the mismatched label); the backward is hand-written, (p - y) / max(p (1 - p), 1e-12) "
                             "for the input and the unclamped log((1 - p) / p) for the target", DOCS.format("BCELoss")),
-        swappable=SWAP, family="classification", batch_layout=ELEMENTWISE, unbatched=True,
+        swappable=SWAP, family="classification", batch_layout=ELEMENTWISE, unbatched=True, lower_bound=0.0,
         reference="classification.binary_cross_entropy(log_clamp=-100, grad_floor=float32(1e-12))"),
     *torch_twins(
         "BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
         args=(Arg("input", "logits"), Arg("target", "labels")), space=RED, inputs=_bce_logits_inputs,
         oracle=_bce_logits, expected=(POS_WEIGHT_ROUNDING,), swappable=SWAP, family="classification",
-        batch_layout=ELEMENTWISE, unbatched=True,
+        batch_layout=ELEMENTWISE, unbatched=True, lower_bound=0.0,
         reference="classification.binary_cross_entropy_with_logits"),
     *_with_index_targets(torch_twins(
         "CrossEntropyLoss", "cross_entropy", args=(Arg("input"), Arg("target")),
         space={**RED, "ignore_index": [-100, -1, 0, 2], "label_smoothing": SMOOTHING},
         inputs=_ce_inputs, oracle=_ce, family="classification", reference="classification.cross_entropy",
-        batch_layout=CLASS_DIM_1, unbatched=True,
+        batch_layout=CLASS_DIM_1, unbatched=True, lower_bound=0.0,
         notes="class-index targets are drawn as integral floats and cast to int64 by the call when the target has "
               "one dimension fewer than the input; probability targets are differentiated")),
     *torch_twins(

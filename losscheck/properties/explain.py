@@ -39,6 +39,30 @@ def _counts(case) -> list[int]:
     return sorted(k for k in out if k > 1)
 
 
+def below_lower_bound(spec, case, actual, scale, slack_per_scale: float, expected=None) -> Finding | None:
+    """N002 where the loss is below the spec's mathematical lower bound by more than
+    ``slack_per_scale * max(scale, 1)`` (its rounding allowance), else None. Given the oracle's
+    ``expected`` value, a loss that is minus the oracle's is named as such (a dropped sign)."""
+    if spec.lower_bound is None:
+        return None
+    actual = np.asarray(actual, dtype=np.float64)
+    lb = spec.lower_bound(case) if callable(spec.lower_bound) else spec.lower_bound
+    slack = slack_per_scale * np.maximum(np.asarray(scale, dtype=np.float64), 1.0)
+    with np.errstate(invalid="ignore"):
+        below = np.isfinite(actual) & (actual < lb - slack)
+    if not np.any(below):
+        return None
+    got = np.broadcast_to(actual, below.shape)[below]
+    lb_at = float(np.broadcast_to(lb, below.shape)[below][np.argmin(got)])
+    message = f"loss {float(np.min(got)):.9g} is below its lower bound {lb_at:.9g}"
+    if expected is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            negated = bool(np.all(np.abs(actual + np.asarray(expected)) <= slack))
+        if negated and np.any(np.asarray(expected) != 0):
+            message += ": the value is minus the oracle's (a dropped sign, e.g. the log-likelihood returned as the loss)"
+    return Finding("N002", message, case=case)
+
+
 def explain_value(spec, case, actual, ref, dtype, error, bound) -> Finding:
     expected, scale = np.asarray(ref.value), np.asarray(ref.scale)
     actual = np.asarray(actual)
@@ -50,6 +74,10 @@ def explain_value(spec, case, actual, ref, dtype, error, bound) -> Finding:
             return Finding("D004", f"non-finite loss in {dtype} where the exact value is representable "
                            f"({_RANGE[dtype]}): a constant underflows or an intermediate overflows; {base}", **kw)
         return Finding("N001", f"non-finite loss where the exact loss is finite: {base}", **kw)
+    # before the value-level causes: none of them makes a loss negative, a dropped sign does
+    below = below_lower_bound(spec, case, actual, scale, bound * EPS[dtype], expected=expected)
+    if below is not None:
+        return Finding(below.code, f"{below.message}; {base}", **kw)
 
     finite = np.isfinite(expected) & np.isfinite(actual) & (np.abs(expected) > 0)
     if finite.any():

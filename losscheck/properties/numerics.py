@@ -16,6 +16,7 @@ import numpy as np
 from ..tolerance import EPS
 from . import gradient, value
 from .common import Finding, Measurement, evaluate, rounded
+from .explain import below_lower_bound
 
 NAME = "numerics"
 
@@ -44,13 +45,9 @@ def _check(spec, case, dtype, runtime) -> Measurement:
         got = np.asarray(evaluate(spec, runtime, c, dtype).value)
         ref = spec.oracle(c)
         p = spec.precision_for(dtype, runtime.name)   # Keras' float64 reduced in float32: its rounding
-        slack = m.bound * EPS[p.effective if p is not None else dtype] * np.maximum(np.asarray(ref.scale), 1.0)
-        lb = spec.lower_bound(c) if callable(spec.lower_bound) else spec.lower_bound
-        below = np.isfinite(got) & (got < lb - slack)
-        if np.any(below):
-            lb_at = float(np.broadcast_to(lb, got.shape)[below][np.argmin(got[below])])
-            raise Finding("N002", f"loss {float(np.min(got[below])):.9g} is below its lower bound {lb_at:.9g}",
-                          case=c)
+        below = below_lower_bound(spec, c, got, ref.scale, m.bound * EPS[p.effective if p is not None else dtype])
+        if below is not None:
+            raise below
     g = gradient.check(spec, case, dtype, runtime)
     return Measurement(max(m.error, g.error), max(m.bound, g.bound), m.deviation, m.deviation_abs,
                        precision=m.precision or g.precision)
