@@ -528,7 +528,7 @@ SPECS = [
     *keras_twins("BinaryCrossentropy", "binary_crossentropy",
                  space={"from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0]},
                  inputs=_binary_inputs, oracle=_bce(), exact=_bce(exact=True), deviation=CLIP,
-                 expected=SIGMOID_FLUSHED, **KERAS_ARGS, family="classification",
+                 expected=SIGMOID_FLUSHED, **KERAS_ARGS, lower_bound=0.0, family="classification",
                  reference="classification.binary_cross_entropy(from_logits: binary_cross_entropy_with_logits)"),
     *keras_twins("BinaryFocalCrossentropy", "binary_focal_crossentropy",
                  space={"apply_class_balancing": [False, True], "alpha": ALPHA, "gamma": GAMMA,
@@ -537,14 +537,14 @@ SPECS = [
                  expected=(FOCAL_BASE, FOCAL_BASE_CANCELLED, FOCAL_TORCH_LOG_CLAMP_IN_HALF),
                  deviation=Deviation(CLIP.summary + " (with from_logits=True on jax and torch only: TensorFlow "
                                      "computes the bce from the logits)", DOCS),
-                 **KERAS_ARGS, family="classification",
+                 **KERAS_ARGS, lower_bound=0.0, family="classification",
                  reference="classification.binary_focal_cross_entropy"),
     *keras_twins("CategoricalCrossentropy", "categorical_crossentropy",
                  space={"from_logits": [False, True], "label_smoothing": SMOOTHING, "axis": [-1, 0, 1]},
                  inputs=_categorical_inputs, oracle=_cce(), exact=_cce(exact=True), expected=(TF_SOFTMAX_CE_GRADIENT, SMOOTHING_BY_LAST_AXIS, ZERO_SUM_ROW_NAN),
                  deviation=Deviation("probabilities are renormalised to sum to 1, then clipped to [1e-7, 1 - 1e-7] "
                                      "before the logarithm", DOCS),
-                 **KERAS_ARGS, family="classification",
+                 **KERAS_ARGS, lower_bound=0.0, family="classification",
                  reference="classification.categorical_cross_entropy(from_logits: softmax_cross_entropy)"),
     *keras_twins("CategoricalFocalCrossentropy", "categorical_focal_crossentropy",
                  space={"alpha": ALPHA, "gamma": GAMMA,
@@ -553,13 +553,13 @@ SPECS = [
                  expected=(SMOOTHING_BY_LAST_AXIS, ZERO_SUM_ROW_NAN),
                  deviation=Deviation("probabilities are renormalised, then clipped to [1e-7, 1 - 1e-7] before the "
                                      "logarithm and the modulating factor", DOCS),
-                 **KERAS_ARGS, family="classification",
+                 **KERAS_ARGS, lower_bound=0.0, family="classification",
                  reference="classification.categorical_focal_cross_entropy"),
     *map(_int_labels, keras_twins(
         "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
         space={"from_logits": [False, True], "ignore_class": [None, -1, 0],
                "axis": st.one_of(st.just(-1), st.sampled_from([-1, 1]))},   # 1 is an xfail on TF and jax
-        inputs=_sparse_inputs, oracle=_sparse(), exact=_sparse(exact=True), deviation=CLIP, **KERAS_ARGS,
+        inputs=_sparse_inputs, oracle=_sparse(), exact=_sparse(exact=True), deviation=CLIP, **KERAS_ARGS, lower_bound=0.0,
         expected=(TORCH_SAMPLE_WEIGHT_IN_PLACE, *SPARSE_AXIS, *SPARSE_TRAILING_1),
         family="classification", reference="classification.sparse_categorical_cross_entropy",
         batch_layout=layouts.KERAS_SPARSE)),
@@ -569,10 +569,10 @@ SPECS = [
                  swappable=("y_true", "y_pred"), **KERAS_ARGS, family="divergence",
                  reference="divergence.kl_divergence_keras"),
     *keras_twins("Hinge", "hinge", space={}, inputs=_hinge_inputs, oracle=_hinge(False),
-                 expected=(HINGE_BATCH_WIDE_CONVERSION,), **KERAS_ARGS, family="margin", reference="margin.hinge"),
+                 expected=(HINGE_BATCH_WIDE_CONVERSION,), **KERAS_ARGS, lower_bound=0.0, family="margin", reference="margin.hinge"),
     *keras_twins("SquaredHinge", "squared_hinge", space={}, inputs=_hinge_inputs, oracle=_hinge(True),
-                 expected=(HINGE_BATCH_WIDE_CONVERSION,), **KERAS_ARGS, family="margin", reference="margin.hinge(squared=True)"),
+                 expected=(HINGE_BATCH_WIDE_CONVERSION,), **KERAS_ARGS, lower_bound=0.0, family="margin", reference="margin.hinge(squared=True)"),
     *keras_twins("CategoricalHinge", "categorical_hinge", space={}, inputs=_categorical_hinge_inputs,
-                 oracle=_categorical_hinge, **KERAS_ARGS, family="margin", reference="margin.categorical_hinge"),
+                 oracle=_categorical_hinge, **KERAS_ARGS, lower_bound=0.0, family="margin", reference="margin.categorical_hinge"),
 ]
 SPECS = [float64_reductions(s) for s in SPECS]
