@@ -103,14 +103,14 @@ HUBER_GRADIENT_ZERO = Expected(
 
 SPECS = [
     optax_spec("squared_error", args=PT, space={}, inputs=P_T, oracle=_ref(R.squared_error),
-               family="regression", reference="regression.squared_error"),
+               lower_bound=0.0, family="regression", reference="regression.squared_error"),
     optax_spec("l2_loss", args=PT, space={}, inputs=P_T, oracle=_ref(R.squared_error, half=True),
-               family="regression", reference="regression.squared_error(half=True)"),
+               lower_bound=0.0, family="regression", reference="regression.squared_error(half=True)"),
     optax_spec("huber_loss", args=PT, space={"delta": st.floats(0.05, 4.0)}, inputs=P_T, oracle=_ref(R.huber),
-               expected=(HUBER_CANCELLATION, HUBER_GRADIENT_ZERO), family="regression",
+               expected=(HUBER_CANCELLATION, HUBER_GRADIENT_ZERO), lower_bound=0.0, family="regression",
                reference="regression.huber"),
     optax_spec("log_cosh", args=PT, space={}, inputs=P_T, oracle=_ref(R.log_cosh),
-               family="regression", reference="regression.log_cosh"),
+               lower_bound=0.0, family="regression", reference="regression.log_cosh"),
     optax_spec("cosine_similarity", args=PT, space={"epsilon": [0.0, 1e-12, 1e-6]}, inputs=_cosine_inputs,
                oracle=_cosine_ref(R.cosine_similarity), expected=(*UNDERFLOW_NAN, SUBNORMAL_INPUT), family="regression",
                reference="regression.cosine_similarity"),

@@ -117,19 +117,19 @@ TORCH_SPECS = [
         "MultiMarginLoss", "multi_margin_loss", args=INT_TARGET,
         space={"reduction": TORCH_REDUCTIONS, "p": [1, 2],
                "margin": st.one_of(st.sampled_from([1.0, 0.0, 0.5]), st.floats(0.0, 4.0))},
-        inputs=_multi_margin_inputs, oracle=_multi_margin, unbatched=True, family="multimargin",
+        inputs=_multi_margin_inputs, oracle=_multi_margin, unbatched=True, lower_bound=0.0, family="multimargin",
         batch_layout=layouts.leading({"input": 2}, axes={"target": 0}),
         reference="multimargin.multi_margin"),
     *torch_twins(
         "MultiLabelMarginLoss", "multilabel_margin_loss", args=INT_TARGET, space={"reduction": TORCH_REDUCTIONS},
-        inputs=_multilabel_margin_inputs, oracle=_multilabel_margin, unbatched=True, family="multimargin",
+        inputs=_multilabel_margin_inputs, oracle=_multilabel_margin, unbatched=True, lower_bound=0.0, family="multimargin",
         batch_layout=ROWS,
         reference="multimargin.multilabel_margin",
         notes="targets: class indices, only the prefix before the first -1 counts"),
     *torch_twins(
         "MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss", args=(Arg("input"), Arg("target")),
         space={"reduction": TORCH_REDUCTIONS}, inputs=_multilabel_soft_inputs, oracle=_multilabel_soft,
-        unbatched=True, swappable=("input", "target"), family="multimargin", batch_layout=ROWS,
+        unbatched=True, swappable=("input", "target"), lower_bound=0.0, family="multimargin", batch_layout=ROWS,
         reference="multimargin.multilabel_soft_margin"),
 ]
 

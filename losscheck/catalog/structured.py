@@ -284,7 +284,7 @@ TORCH = [
     *(LossSpec(id=spec_id, framework="torch", family="classification", reference="structured.linear_cross_entropy",
                args=LINEAR_CE_ARGS, draw=drawer(LINEAR_CE_SPACE, _linear_ce_inputs), call=call,
                oracle=_linear_ce_oracle, params_doc=describe(LINEAR_CE_SPACE), batch_layout=_linear_layout,
-               unbatched=True)
+               unbatched=True, lower_bound=0.0)
       for spec_id, call in (("torch.nn.LinearCrossEntropyLoss", _linear_ce_module),
                             ("torch.nn.functional.linear_cross_entropy", _linear_ce_functional))),
 ]
