@@ -43,6 +43,30 @@ def is_extreme() -> bool:
     return _EXTREME.get()
 
 
+@contextlib.contextmanager
+def reproducible():
+    """Draws that depend on the seed alone. Hypothesis (since 6.131) also draws constants it finds in
+    the source of every non-site-packages module imported so far (losscheck's own, the user's loss
+    file), so a seed's examples changed with what the process had imported before: a repro command
+    run alone drew other inputs than the nightly that printed it. Inside this block that pool is
+    empty; its cache is cleared on the way in and out so draws outside keep hypothesis' behaviour."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+        real, cache = providers._get_local_constants, providers.CONSTANTS_CACHE
+    except (ImportError, AttributeError):  # a hypothesis without the constants pool draws by seed alone
+        yield
+        return
+    empty = Constants()
+    cache.cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = real
+        cache.cache.clear()
+
+
 def _cached(build):
     """``build`` memoised on the ``repr`` of its arguments (which tells -0.0 from 0.0, as a float
     bound must be told); arguments are numbers, strings and tuples of them."""

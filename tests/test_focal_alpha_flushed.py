@@ -40,8 +40,16 @@ def test_it_is_optax_behaviour():
     assert float(optax.losses.sigmoid_focal_loss(x, y, alpha=normal, gamma=0.0)[0]) == pytest.approx(normal * 145.0)
 
 
-def test_the_check_that_found_it_is_an_expected_failure():
+def test_the_value_check_on_the_found_case_is_an_expected_failure():
+    # The case itself, not a seeded search: which examples a search draws depends on the process
+    # (the full suite's xdist workers drew no subnormal alpha under seed 22).
     pytest.importorskip("optax")
+    from losscheck.frameworks import get_runtime
+    from losscheck.properties import PROPERTIES
+    from losscheck.properties.common import Finding
+
     spec = get("optax.losses.sigmoid_focal_loss")
-    row = run_check(spec, Task(spec.id, "jax", "value", "float64"), examples=150, seed=22)
-    assert row["status"] == "xfail" and "subnormal alpha" in row["reason"], row
+    with pytest.raises(Finding) as found:
+        PROPERTIES["value"](spec, _case(ALPHA), "float64", get_runtime("jax", "cpu"))
+    expected = spec.expected_for("value", "float64", "jax", found.value.case or _case(ALPHA), found.value.code)
+    assert expected is not None and "subnormal alpha" in expected.reason, found.value.code

@@ -99,7 +99,9 @@ def draw(group: Group, examples: int, seed: int) -> list[Canonical]:
         assume(set(roles) == set(group.roles) and (group.domain is None or group.domain[0](roles)))
         out.append(Canonical(len(out), roles, shared))
 
-    with np.errstate(all="ignore"):
+    from ..strategies import reproducible
+
+    with np.errstate(all="ignore"), reproducible():
         generate()
     return out
 

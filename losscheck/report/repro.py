@@ -96,8 +96,11 @@ def _drawn_array_params(spec, draws: int) -> frozenset:
         case = spec.draw(data)
         names.update(k for k, v in case.params.items() if isinstance(v, np.ndarray))
 
+    from ..strategies import reproducible
+
     try:
-        draw()
+        with reproducible():
+            draw()
     except Exception:  # noqa: BLE001 - a draw that fails tells nothing more
         pass
     return frozenset(names)
