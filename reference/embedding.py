@@ -339,11 +339,18 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
     wp, wn = np.maximum(wp_raw, 0.0), np.maximum(wn_raw, 0.0)
     tp = -gamma * wp * (margin - d)
     tn = gamma * wn * (1.0 - margin - d)
+    derr = 1.0 + np.abs(x) @ np.abs(x).T                      # rounding of d, in units of eps
     # derivatives with respect to d, and the magnitudes of their summands
     dtp = -gamma * ((wp_raw > 0) * (margin - d) - wp)
     dtn = -gamma * ((wn_raw > 0) * (1.0 - margin - d) + wn)
     mtp = gamma * ((wp_raw > 0) * np.abs(margin - d) + wp)
     mtn = gamma * ((wn_raw > 0) * np.abs(1.0 - margin - d) + wn)
+    # For the gradient, the rounding of the derivatives themselves: d's error moves both factors
+    # (|d2t/dd2| = 2 gamma), and the constants 1 +- margin are rounded. Near d = 1 the factors
+    # 1 + margin - d and 1 - margin - d are ~margin, so mtn is tiny, but their rounding is still
+    # ~eps (seed 23: at d = 1 the derivative is exactly 0, and Keras' float32 gives 0.5 eps gamma)
+    rtp = 2.0 * gamma * (wp_raw > 0) * derr
+    rtn = gamma * (wn_raw > 0) * (1.0 + margin + 2.0 * derr)
     lp, ap = _logsumexp_masked(tp, pmask)
     ln, an = _logsumexp_masked(tn, nmask)
     z = lp + ln
@@ -351,7 +358,6 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
     zf = np.where(valid, z, -np.inf)
     terms = np.where(valid, softplus(zf), 0.0)
     sig = np.where(valid, sigmoid(np.where(valid, z, 0.0)), 0.0)
-    derr = 1.0 + np.abs(x) @ np.abs(x).T                      # rounding of d, in units of eps
     # absolute rounding errors, in eps, of each exponent (its own and that of d) and of each row's
     # log-sum-exp; z = lp + ln carries both rows'
     etp, etn = np.abs(tp) + mtp * derr, np.abs(tn) + mtn * derr
@@ -369,7 +375,7 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
     def back(g, mag=False):
         gz = (np.abs(g) if mag else g) * sig
         if mag:
-            gd = gz[:, None] * (ap * mtp * amp_p + an * mtn * amp_n)
+            gd = gz[:, None] * (ap * (mtp * amp_p + rtp) + an * (mtn * amp_n + rtn))
         else:
             gd = gz[:, None] * (ap * dtp + an * dtn)
         gdot = -gd * dd
