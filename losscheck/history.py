@@ -1,6 +1,7 @@
-"""Run history: every nightly run and its results in an embedded SQLite database.
+"""Run history: every nightly run and its results, in an embedded SQLite database or on a
+PostgreSQL server (``History.open("postgresql://...")``, through psycopg).
 
-Two tables (plain SQL: the same statements run on PostgreSQL through any DB-API driver, see
+Two tables (plain SQL: the same statements run on SQLite, PostgreSQL and any DB-API driver, see
 :class:`History`):
 
 * ``runs(id, created, finished, versions, machine, git_commit, seed, examples, shard, command)``:
@@ -11,7 +12,9 @@ Two tables (plain SQL: the same statements run on PostgreSQL through any DB-API 
   so a killed run leaves every earlier run intact and its own results so far.
 
 Several processes (the shards of one night) may write the same database at once: SQLite runs in
-WAL mode with a busy timeout, and every write is a short ``BEGIN IMMEDIATE`` transaction.
+WAL mode with a busy timeout, and every write is a short ``BEGIN IMMEDIATE`` transaction; on
+PostgreSQL every write is a short transaction, and creating the schema holds an advisory lock
+(concurrent ``CREATE TABLE IF NOT EXISTS`` can otherwise collide in PostgreSQL's catalog).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import sqlite3
 import threading
 import uuid
@@ -34,6 +38,11 @@ FAILING = ("fail", "xpass", "error")
 DEVIATION_FACTOR = 2.0
 #: how many earlier finished runs are searched for a check's previous result (covers many shards)
 LOOKBACK_RUNS = 64
+
+#: a PostgreSQL URL (libpq's two schemes) rather than an SQLite path
+POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+#: the key of the advisory lock taken while the schema is created on PostgreSQL ("lsscheck")
+_SCHEMA_LOCK = 0x6C7373636865636B
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
@@ -77,6 +86,11 @@ def key_dict(key: tuple) -> dict:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url, flags=re.IGNORECASE)
 
 
 def _finite(x) -> float | None:
@@ -132,32 +146,63 @@ def compare(rows: Iterable[dict], previous: dict[tuple, dict]) -> Changes:
     return out
 
 
+class HistoryError(Exception):
+    """The history database could not be opened (one line, fit for a usage error)."""
+
+
 class History:
-    """The history database. ``History.open(path)`` for SQLite; any DB-API 2 connection works
-    through ``History(connect, paramstyle=...)`` (e.g. ``psycopg.connect`` with ``"format"``),
-    since the statements are plain SQL; only the SQLite connection gets WAL and ``BEGIN IMMEDIATE``.
+    """The history database. ``History.open(target)`` takes an SQLite path or a PostgreSQL URL
+    (``postgresql://user@host:5432/db``; needs ``psycopg``). Any other DB-API 2 connection works
+    through ``History(connect, paramstyle=...)``, since the statements are plain SQL: each write is
+    one transaction ended by the connection's ``commit()`` (``rollback()`` on an error), and each
+    read ends its transaction too. Only SQLite gets WAL and ``BEGIN IMMEDIATE``, only PostgreSQL the
+    schema's advisory lock.
     """
 
-    def __init__(self, connect: Callable[[], Any], *, paramstyle: str = "qmark", sqlite: bool = False):
+    def __init__(self, connect: Callable[[], Any], *, paramstyle: str = "qmark", sqlite: bool = False,
+                 postgres: bool = False):
         self._connect = connect
         self._paramstyle = paramstyle
         self._sqlite = sqlite
         self._lock = threading.Lock()   # one connection, written from the runner's threads
         self._conn = connect()
-        self._write(SCHEMA)
+        lock = [f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"] if postgres else []
+        self._write([*lock, *SCHEMA])
 
     @classmethod
-    def open(cls, path: str, *, timeout: float = 60.0) -> "History":
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+    def open(cls, target: str, *, timeout: float = 60.0) -> "History":
+        """The history at ``target``: a PostgreSQL URL, or else an SQLite file (created with its
+        directory). Raises :class:`HistoryError` when it cannot be opened."""
+        if POSTGRES_URL.match(target):
+            return cls._open_postgres(target, timeout)
+        directory = os.path.dirname(os.path.abspath(target))
 
         def connect():
-            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             return conn
-        return cls(connect, sqlite=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            return cls(connect, sqlite=True)
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"cannot open the history database {target}: {exc}") from exc
+
+    @classmethod
+    def _open_postgres(cls, url: str, timeout: float) -> "History":
+        shown = redact(url)
+        try:
+            import psycopg
+        except ImportError:
+            raise HistoryError(f"cannot open the history database {shown}: PostgreSQL needs psycopg "
+                               "(pip install 'losscheck[postgres]')") from None
+        try:
+            return cls(lambda: psycopg.connect(url, connect_timeout=max(1, int(timeout))), paramstyle="format",
+                       postgres=True)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise HistoryError(f"cannot open the history database {shown}: {first}") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -178,20 +223,31 @@ class History:
         params = list(params)
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+            if self._sqlite:   # autocommit connection: the transaction is explicit
+                cur.execute("BEGIN IMMEDIATE")
             try:
                 for i, statement in enumerate(statements):
                     cur.execute(self._sql(statement), params[i] if i < len(params) else ())
-                cur.execute("COMMIT")
+                if self._sqlite:
+                    cur.execute("COMMIT")
+                else:
+                    self._conn.commit()
             except BaseException:
-                cur.execute("ROLLBACK")
+                if self._sqlite:
+                    cur.execute("ROLLBACK")
+                else:
+                    self._conn.rollback()
                 raise
 
     def _query(self, statement: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute(self._sql(statement), params)
-            return cur.fetchall()
+            try:
+                cur.execute(self._sql(statement), params)
+                return cur.fetchall()
+            finally:
+                if not self._sqlite:   # end the read's transaction: no session left idle in one
+                    self._conn.rollback()
 
     # ---- writing a run ---------------------------------------------------------------------------
 
@@ -289,7 +345,7 @@ class History:
         return out
 
     def integrity_ok(self) -> bool:
-        """SQLite's own consistency check (True for other databases)."""
+        """SQLite's own consistency check (True for other databases, which keep their own)."""
         if not self._sqlite:
             return True
         return self._query("PRAGMA integrity_check") == [("ok",)]

@@ -59,8 +59,9 @@ def add_parsers(sub) -> None:
     nt.add_argument("--output", "-o", default="reports", metavar="DIR", help="report directory (default reports/)")
     nt.add_argument("--shard", metavar="I/N", help="run shard I of N (a stable hash of each check's key)")
     nt.add_argument("--jobs", "-j", type=int, default=None, help="worker processes per Keras backend (default: CPUs)")
-    nt.add_argument("--history", metavar="PATH", default=DEFAULT_HISTORY,
-                    help=f"SQLite history database (default {DEFAULT_HISTORY}, whatever --output is)")
+    nt.add_argument("--history", metavar="PATH|URL", default=DEFAULT_HISTORY,
+                    help=f"history database: an SQLite file (default {DEFAULT_HISTORY}, whatever --output is) "
+                         "or a postgresql:// URL")
     nt.add_argument("--no-history", action="store_true", help="do not read or append to a history database")
     nt.add_argument("--strict", action="store_true", help="exit 1 on any failure, not only on new ones")
     nt.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -218,14 +219,12 @@ def cmd_nightly(args) -> int:
     machine, git = json_report.machine_info(), json_report.commit_info()
     history = run_id = None
     if history_path:
-        import sqlite3
-
-        from .history import History
+        from .history import History, HistoryError
 
         try:
             history = History.open(history_path)
-        except (OSError, sqlite3.Error) as exc:
-            raise _usage(f"cannot open the history database {history_path}: {exc}") from None
+        except HistoryError as exc:
+            raise _usage(str(exc)) from None
         run_id = history.begin_run(seed=args.seed, examples=args.examples, machine=machine,
                                    git_commit=git.get("commit"), shard=args.shard, command=command)
     seen: list[dict] = []

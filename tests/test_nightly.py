@@ -211,7 +211,7 @@ def test_report_rerenders_from_json(tmp_path, capsys):
 def test_killing_a_nightly_leaves_the_history_readable_and_earlier_runs_intact(tmp_path):
     pytest.importorskip("torch")
     db = tmp_path / "history.sqlite"
-    from tests.test_reports import _night
+    from tests.test_history import _night
 
     with History.open(str(db)) as h:
         earlier = []

@@ -1,10 +1,9 @@
-"""Report formats from one set of synthetic rows (every status, a compat row, hostile strings), the
-history's change detection, atomic writing, and a reproducer script executed for a real failure."""
+"""Report formats from one set of synthetic rows (every status, a compat row, hostile strings), atomic
+writing, and a reproducer script executed for a real failure (the history: test_history.py)."""
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import pytest
 from losscheck.catalog.build import drawer
 from losscheck.catalog.inputs import pair
 from losscheck.catalog.spec import Arg, LossSpec
-from losscheck.history import History, compare, key_of
 from losscheck.report import html, json_report, junit, markdown, repro
 from losscheck.report.table import ResultTable
 
@@ -200,74 +198,6 @@ def test_html_says_when_no_gpu_ran_and_draws_the_trend():
     page = html.render(ResultTable.from_document(doc))
     assert "No GPU in this run" in page
     assert 'aria-label="trend"' in page and "2026-11-21T00:00:00" in page
-
-
-# ---- history ----------------------------------------------------------------------------------------------
-
-def _night(statuses: dict[str, str], deviation: float | None = None) -> list[dict]:
-    rows = [_row(i, "torch", "value", "float64", s) for i, s in statuses.items()]
-    if deviation is not None:
-        rows.append(_row("dev", "torch", "value", "float64", "deviation", deviation_eps=deviation))
-    return rows
-
-
-def test_history_marks_new_failures_passes_and_deviation_changes(tmp_path):
-    with History.open(str(tmp_path / "h.sqlite")) as h:
-        first = h.begin_run(seed=0, examples=5, versions={"torch": "2.13"})
-        h.add_results(first, _night({"a": "pass", "b": "fail", "c": "pass", "d": "error"}, deviation=100.0))
-        h.finish_run(first)
-        changes = h.changes(first, _night({"a": "pass", "b": "fail", "c": "pass", "d": "error"}, deviation=100.0))
-        assert changes.previous_runs == [] and changes.first_seen == 5
-        assert sorted(k[0] for k in changes.new_failures) == ["b", "d"]   # no earlier result: new
-
-        killed = h.begin_run(seed=0, examples=5)       # never finished: must not count as the previous run
-        h.add_results(killed, _night({"a": "fail", "b": "pass", "c": "fail", "d": "pass"}))
-
-        second = h.begin_run(seed=0, examples=5)
-        rows = _night({"a": "fail", "b": "pass", "c": "pass", "d": "error", "e": "fail"}, deviation=350.0)
-        h.add_results(second, rows)
-        changes = h.changes(second, rows)
-        h.finish_run(second)
-        assert changes.previous_runs == [first]
-        assert sorted(k[0] for k in changes.new_failures) == ["a", "e"]   # d failed before; e is new
-        assert [k[0] for k in changes.new_passes] == ["b"]
-        assert [(d["id"], d["before"], d["after"]) for d in changes.deviation_changes] == [("dev", 100.0, 350.0)]
-        trend = h.trend()
-        assert [t["run_id"] for t in trend] == [first, second]
-        assert trend[1]["counts"] == {"pass": 2, "fail": 2, "error": 1, "deviation": 1}
-        assert [r["id"] for r in h.runs()] == [first, second]
-        assert len(h.runs(finished_only=False)) == 3 and h.integrity_ok()
-
-
-def test_deviation_within_2x_is_not_a_change():
-    prev = {key_of(r): r for r in _night({}, deviation=100.0)}
-    assert compare(_night({}, deviation=190.0), prev).deviation_changes == []
-    assert len(compare(_night({}, deviation=40.0), prev).deviation_changes) == 1
-
-
-def _write_many(path: str, label: str, n: int) -> None:
-    with History.open(path) as h:
-        run = h.begin_run(seed=0, examples=1, shard=label)
-        for i in range(n):
-            h.add_results(run, [_row(f"{label}.{i}", "torch", "value", "float64", "pass")])
-        h.finish_run(run)
-
-
-def test_two_processes_writing_the_same_history_lose_nothing(tmp_path):
-    path = str(tmp_path / "h.sqlite")
-    History.open(path).close()
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write_many, args=(path, label, 150)) for label in ("1/2", "2/2")]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
-    with History.open(path) as h:
-        runs = h.runs()
-        assert sorted(r["shard"] for r in runs) == ["1/2", "2/2"]
-        assert [len(h.results(r["id"])) for r in runs] == [150, 150]
-        assert h.integrity_ok()
 
 
 # ---- atomic writing -----------------------------------------------------------------------------------------
