@@ -45,6 +45,8 @@ OPTIONS = {
 LIST_OPTIONS = ("device", "dtype")
 MARKER = "losscheck"
 CATALOG_MARKER = "losscheck_catalog"
+#: on a marked async test: the value its body returned, once it has run
+ASYNC_RESULT = pytest.StashKey[list]()
 
 
 @dataclass(frozen=True)
@@ -173,16 +175,38 @@ def losscheck(request: pytest.FixtureRequest):
     return Checker(request.node)
 
 
+def _marked(item) -> bool:
+    return item.get_closest_marker(MARKER) is not None or item.get_closest_marker(CATALOG_MARKER) is not None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     """Marked tests and catalog cases: run the test body, then check what it returned."""
-    if pyfuncitem.get_closest_marker(MARKER) is None and pyfuncitem.get_closest_marker(CATALOG_MARKER) is None:
-        return None
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None  # left to the async plugins; the losscheck fixture works there
+    if not _marked(pyfuncitem) or ASYNC_RESULT in pyfuncitem.stash or inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None  # async bodies run under their plugin (see pytest_runtest_call)
     from .pytest_support import call_marked_test
 
     return call_marked_test(pyfuncitem)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Marked async tests: the async plugin (pytest-asyncio, anyio) runs the body and drops what it
+    returns, so the body is wrapped to keep it; the loss it returned is checked afterwards."""
+    if not (isinstance(item, pytest.Function) and _marked(item) and inspect.iscoroutinefunction(item.obj)):
+        return (yield)
+    from .pytest_support import check_marked_result, keeping_result
+
+    original, kept = item.obj, []
+    item.stash[ASYNC_RESULT] = kept
+    item.obj = keeping_result(original, kept)
+    try:
+        outcome = yield
+    finally:
+        item.obj = original
+    if kept:   # the body ran to its end (without an async plugin, pytest fails the test instead)
+        check_marked_result(item, kept[0])
+    return outcome
 
 
 @pytest.hookimpl(optionalhook=True)

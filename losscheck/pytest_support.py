@@ -7,6 +7,7 @@ report. Keras checks on a backend other than this process's run in a worker proc
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -146,7 +147,22 @@ def call_marked_test(item: pytest.Function) -> bool:
     """Run a marked test's body, then check the loss it returned (or its catalog case)."""
     __tracebackhide__ = True
     testargs = {arg: item.funcargs[arg] for arg in item._fixtureinfo.argnames}
-    result = item.obj(**testargs)
+    check_marked_result(item, item.obj(**testargs))
+    return True
+
+
+def keeping_result(body: Callable, kept: list) -> Callable:
+    """The async test ``body``, appending what it returns to ``kept`` (its signature kept for the
+    plugins that read it)."""
+    @functools.wraps(body)
+    async def keeping(*args, **kwargs):
+        kept.append(await body(*args, **kwargs))
+    return keeping
+
+
+def check_marked_result(item: pytest.Function, result: Any) -> None:
+    """Check what a marked test's body returned: the loss, or its catalog case."""
+    __tracebackhide__ = True
     catalog_mark = item.get_closest_marker(CATALOG_MARKER)
     if catalog_mark is not None:
         check_catalog_case(item, item.funcargs[catalog_mark.args[0]])
@@ -156,7 +172,6 @@ def call_marked_test(item: pytest.Function) -> bool:
     elif result is not None or "losscheck" not in item.fixturenames:
         pytest.fail(f"{item.nodeid} is marked @pytest.mark.losscheck but returned {type(result).__name__}: "
                     "return the loss to check, or take the losscheck fixture and call it", pytrace=False)
-    return True
 
 
 def conclude(rows: list[dict], context: Mapping[str, Any], *, pytrace: bool) -> None:

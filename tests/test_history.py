@@ -131,7 +131,8 @@ def test_a_history_that_cannot_be_opened_is_a_one_line_usage_error(tmp_path, cap
                      "--output", str(tmp_path / "out"), "--history", url])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert err.startswith("losscheck: error: cannot open the history database postgresql://ci:***@127.0.0.1:1/nightly: ")
+    assert err.startswith("losscheck: error: cannot open the history database "
+                          "postgresql://ci:***@127.0.0.1:1/nightly: ")
     assert "s3cret" not in err
     (tmp_path / "file").write_text("")
     code = cli.main(["nightly", "--ids", "torch.nn.MSELoss", "--property", "value", "-q",

@@ -65,6 +65,56 @@ def test_fixture_takes_the_marker(losscheck):
     assert [(r["property"], r["params"]) for r in rows] == [("value", None), ("gradient", None)]
 '''
 
+ASYNC_LOSSES = '''
+import asyncio
+
+import pytest
+import torch
+
+
+def good_mse(input, target):
+    return ((input - target) ** 2).mean()
+
+
+def buggy_mse(input, target):
+    return ((input - target) ** 2).sum()
+
+
+MSE = dict(reference="torch.nn.MSELoss", properties=["value"], dtypes=["float64"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.losscheck(**MSE)
+@pytest.mark.parametrize("loss", [good_mse, buggy_mse])
+async def test_asyncio_returned(loss):
+    await asyncio.sleep(0)
+    return loss
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.losscheck(**MSE)
+async def test_anyio_returned():
+    await asyncio.sleep(0)
+    return buggy_mse
+
+
+@pytest.mark.asyncio
+@pytest.mark.losscheck(**MSE)
+async def test_asyncio_fixture(losscheck):
+    losscheck(good_mse)
+
+
+@pytest.mark.asyncio
+@pytest.mark.losscheck(**MSE)
+async def test_asyncio_body_raises():
+    raise RuntimeError("the data loader broke")
+'''
+
 PLANTED_CATALOG = '''
 from losscheck.catalog.build import drawer
 from losscheck.catalog.inputs import pair
@@ -98,6 +148,8 @@ def test_pinned(losscheck_case):
 '''
 
 SMALL = ("-p", "no:cacheprovider", "--losscheck-examples", "3")
+#: the in-process sessions have no ini file, where pytest-asyncio would warn that its loop scope is unset
+IN_PROCESS = ("-p", "no:asyncio")
 
 
 def needs(module: str) -> None:
@@ -173,6 +225,29 @@ def test_marker_checks_the_returned_loss_with_its_parameters(pytester):
         "4 checks in 3 tests: 3 passed, 1 failed (seed 0; replay with --losscheck-seed 0)",
     ])
     assert "test_returned[huber]" not in result.stdout.str().split("short test summary info")[1]
+
+
+def test_marked_async_tests_check_the_loss_their_coroutine_returns(pytester):
+    """pytest-asyncio and anyio run the body and drop what it returns; the plugin keeps it."""
+    needs("torch")
+    pytest.importorskip("pytest_asyncio")
+    pytest.importorskip("anyio")
+    pytester.makepyfile(test_async=ASYNC_LOSSES)
+    result = pytester.runpytest_subprocess(*SMALL)
+    result.assert_outcomes(passed=2, failed=3)
+    out = result.stdout.str()
+    for failed in ("test_asyncio_returned[buggy_mse]", "test_anyio_returned"):
+        title = failed.replace("[", "?").replace("]", "?")
+        result.stdout.fnmatch_lines([f"*_ {title} _*",
+                                     "losscheck: buggy_mse against torch.nn.MSELoss: 1 of 1 checks failed (seed 0)",
+                                     "FAIL value float64 on torch/cpu: V002 reduction is sum, not mean*"])
+    result.stdout.fnmatch_lines(["*RuntimeError: the data loader broke*"])
+    assert "returned NoneType" not in out
+    # without an async plugin, pytest's own verdict on an async test (no losscheck message)
+    plain = pytester.runpytest_subprocess(*SMALL, "-p", "no:asyncio", "-p", "no:anyio", "-k", "body_raises")
+    plain.assert_outcomes(failed=1)
+    plain.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+    assert "losscheck" not in plain.stdout.str().split("short test summary info")[-1]
 
 
 def test_catalog_cases_pin_the_frameworks_behaviour(pytester, monkeypatch):
@@ -290,15 +365,15 @@ def test_user_property(x):
     (["--losscheck-device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_bad_options_are_usage_errors(pytester, args, message):
-    result = pytester.runpytest_inprocess("--collect-only", *args)
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "--collect-only", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
 
 
 def test_command_line_wins_over_the_ini_file(pytester):
     pytester.makeini("[pytest]\nlosscheck_examples = 2\nlosscheck_device = cuda\nlosscheck_profile = nightly\n")
-    result = pytester.runpytest_inprocess("--collect-only", "--losscheck-examples", "4", "--losscheck-dtype",
-                                          "float64,bfloat16")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "--collect-only", "--losscheck-examples", "4",
+                                          "--losscheck-dtype", "float64,bfloat16")
     result.stdout.fnmatch_lines(["losscheck: seed * (fresh for this run), replay with --losscheck-seed *; "
                                  "profile nightly, 4 examples per check, dtypes float64,bfloat16, devices cuda"])
 
@@ -339,14 +414,15 @@ def test_reproducer_calls_the_loss_the_way_the_check_did():
 
 
 def test_marker_arguments_merge_closest_first(pytester):
-    item = pytester.getitem('''
+    module = pytester.getmodulecol('''
 import pytest
 pytestmark = pytest.mark.losscheck(reference="torch.nn.HuberLoss", delta=2.0, examples=5)
 
 @pytest.mark.losscheck(delta=0.5, params={"reduction": "sum"}, dtypes=["float32"])
 def test_func():
     pass
-''')
+''', configargs=IN_PROCESS)
+    (item,) = pytester.genitems([module])
     assert marker_arguments(item) == {"reference": "torch.nn.HuberLoss", "examples": 5, "dtypes": ["float32"],
                                       "params": {"delta": 0.5, "reduction": "sum"}}
 
