@@ -3,7 +3,8 @@
 * the ``losscheck`` fixture: ``losscheck(my_loss, reference="torch.nn.MSELoss", ...)`` runs the checks
   and fails the test with a readable assertion;
 * the marker ``@pytest.mark.losscheck(reference=..., **params)``: a marked test returns the loss to
-  check (or calls the fixture, which then takes the marker's arguments as defaults);
+  check (or calls the fixture, which then takes the marker's arguments as defaults), a coroutine
+  too, under pytest-asyncio or anyio;
 * :func:`losscheck.parametrize_catalog`: one test per catalog entry x runtime x property x dtype;
 * options in a ``losscheck`` group, each with an ini twin; the seed in the header; a terminal summary
   and report files at session end, with pytest-xdist workers' results merged on the controller.
