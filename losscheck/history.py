@@ -25,6 +25,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -86,6 +87,21 @@ def key_dict(key: tuple) -> dict:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch a new database to WAL. The switch needs the file to itself, and SQLite answers
+    "database is locked" at once, without its busy timeout, when another process is opening the
+    same new file (the shards of a night starting together): retry until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def redact(url: str) -> str:
@@ -180,7 +196,7 @@ class History:
         def connect():
             conn = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(conn, timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             return conn
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sqlite3
 import sys
+import threading
 
 import pytest
 
@@ -95,6 +97,27 @@ def test_shards_creating_and_writing_one_history_at_once_lose_nothing(history_ta
         assert sorted(r["shard"] for r in runs) == list(labels)
         assert [len(h.results(r["id"])) for r in runs] == [60] * len(labels)
         assert h.integrity_ok()
+
+
+def test_a_new_sqlite_history_opens_while_another_shard_creates_its_tables(tmp_path):
+    """Switching a new file to WAL while another connection holds its write lock fails at once
+    ("database is locked": SQLite skips its busy timeout there); the open waits for the lock."""
+    path = str(tmp_path / "history.sqlite")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE other (x)")
+    other.execute("BEGIN IMMEDIATE")              # as a shard creating the schema holds it
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        with History.open(path) as h:
+            run = h.begin_run(seed=0, examples=1)
+            h.finish_run(run)
+            assert [r["id"] for r in h.runs()] == [run]
+    finally:
+        release.join()
+        other.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_nightly_keeps_its_history_in_the_database_it_is_given(history_target, tmp_path, monkeypatch, capsys):
