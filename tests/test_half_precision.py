@@ -92,3 +92,24 @@ def test_catalog_half_precision_passes_on_ordinary_losses():
             for prop in ("value", "gradient"):
                 row = run_check(spec, Task(loss, "torch", prop, dtype), examples=10, seed=0)
                 assert row["status"] == "pass", (loss, dtype, prop, row["message"])
+
+
+def test_an_expected_nonfinite_failure_covers_its_half_precision_name():
+    """N001/N003 are D004 in half precision (explain.py); the expectation scoped to them must cover
+    D004 there, and only there and only for those two codes."""
+    from losscheck.catalog.spec import Expected
+    e = Expected("NaN at -inf", property="value", code="N001")
+    assert e.matches("value", "float16", "jax", code="D004")
+    assert e.matches("value", "bfloat16", "jax", code="D004")
+    assert not e.matches("value", "float32", "jax", code="D004")
+    assert not e.matches("value", "float16", "jax", code="V001")
+    assert not Expected("wrong value", property="value", code="V001").matches("value", "float16", "jax", code="D004")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_optax_nan_at_a_minus_inf_logit_is_its_recorded_failure_in_half(dtype):
+    pytest.importorskip("optax")
+    spec = catalog.get("optax.losses.softmax_cross_entropy")
+    row = run_check(spec, Task(spec.id, "jax", "value", dtype), examples=10, seed=0)
+    assert (row["status"], row["code"]) == ("xfail", "D004"), row["message"]
+    assert "0 * -inf" in row["reason"]
