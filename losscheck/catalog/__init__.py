@@ -12,6 +12,7 @@ import importlib
 import os
 from functools import lru_cache
 
+from .half import with_half_expectations
 from .spec import Arg, Case, Deviation, Expected, LossSpec, Precision
 
 MODULES = ("torch_nn", "keras_losses", "optax_losses", "structured", "embedding", "sequence", "segmentation")
@@ -31,7 +32,7 @@ def _registry() -> dict[str, LossSpec]:
         for spec in importlib.import_module(name).SPECS:
             if spec.id in out:
                 raise ValueError(f"duplicate spec id {spec.id!r}")
-            out[spec.id] = spec
+            out[spec.id] = with_half_expectations(spec)
     return out
 
 

@@ -1,0 +1,107 @@
+"""The recorded half-precision failures (catalog/half.py): each mechanism's predicate holds on the
+smallest input a whole-catalog half run found and not on an ordinary input next to it, and a
+recorded failure is reported xfail while the loss stays checked outside that scope."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from losscheck import catalog
+from losscheck.catalog import half
+from losscheck.catalog.spec import Case
+from losscheck.runner import Task, run_check
+
+
+def test_every_recorded_loss_is_in_the_catalog_and_carries_its_expectations():
+    ids = {s.id for s in catalog.all_specs()}
+    assert set(half.TABLE) <= ids
+    for spec_id, expected in half.TABLE.items():
+        assert set(expected) <= set(catalog.get(spec_id).expected), spec_id
+        assert all(e.dtype in half.HALF and e.when is not None for e in expected), spec_id
+
+
+def _case(params=None, **inputs):
+    return Case({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}, dict(params or {}))
+
+
+# (predicate, dtype, failing input found by the half run, an ordinary input beside it)
+CASES = {
+    "keras cosine of a zero vector": (
+        half._cosine_of_vanishing_norms(("y_true", "y_pred")), "float16",
+        _case(y_true=[0.0], y_pred=[1.0]), _case(y_true=[0.5], y_pred=[1.0])),
+    "optax cosine, zero within where": (
+        half._cosine_of_vanishing_norms(("predictions", "targets")), "float16",
+        _case({"where": [True, False]}, predictions=[1.0, 1.0], targets=[0.0, 1.0]),
+        _case({"where": [True, True]}, predictions=[1.0, 1.0], targets=[0.0, 1.0])),
+    "keras probability 1": (
+        half._keras_probability_saturates, "float16",
+        _case({"from_logits": False}, y_true=[1.0], y_pred=[1.0]),
+        _case({"from_logits": False}, y_true=[1.0], y_pred=[0.5])),
+    "keras sigmoid rounds to 1 (jax, bfloat16)": (
+        half._keras_probability_saturates, "bfloat16",
+        _case({"from_logits": True}, y_true=[0.0], y_pred=[6.0]),
+        _case({"from_logits": True}, y_true=[0.0], y_pred=[4.0])),
+    "keras KL ratio past 65504": (
+        half._keras_kl_ratio_leaves_range, "float16",
+        _case(y_true=[1.0], y_pred=[0.0]), _case(y_true=[1.0], y_pred=[0.01])),
+    "keras dice at all zeros": (
+        half._keras_overlap_denominator_tiny, "float16",
+        _case({"axis": None}, y_true=[0.0], y_pred=[0.0]), _case({"axis": None}, y_true=[0.0], y_pred=[0.1])),
+    "keras tversky, alpha = beta = 0": (
+        half._keras_overlap_denominator_tiny, "float16",
+        _case({"axis": None, "alpha": 0.0, "beta": 0.0}, y_true=[0.0], y_pred=[1.0]),
+        _case({"axis": None, "alpha": 0.5, "beta": 0.5}, y_true=[0.0], y_pred=[1.0])),
+    "keras MAPE near y_true = 0": (
+        half._keras_percentage_overflows, "float16",
+        _case(y_true=[0.0], y_pred=[1.0]), _case(y_true=[0.5], y_pred=[1.0])),
+    "keras poisson 1 / (y_pred + eps)": (
+        half._keras_poisson_reciprocal_overflows, "float16",
+        _case(y_true=[0.0], y_pred=[0.0]), _case(y_true=[0.0], y_pred=[0.001])),
+    "keras sample weights summing below 1/65504": (
+        half._keras_weight_sum_reciprocal_overflows, "float16",
+        _case({"reduction": "mean_with_sample_weight"}, y_true=[[0.0]], y_pred=[[0.0]], sample_weight=[1.0014e-5]),
+        _case({"reduction": "mean_with_sample_weight"}, y_true=[[0.0]], y_pred=[[0.0]], sample_weight=[1e-3])),
+    "torch BCE at 0": (
+        half._torch_probability_at_0_or_1, "float16", _case(input=[0.0], target=[0.0]),
+        _case(input=[0.001], target=[0.0])),
+    "torch poisson log(0)": (
+        half._torch_poisson_log_of_0, "float16", _case({"log_input": False}, input=[0.0], target=[0.0]),
+        _case({"log_input": True}, input=[0.0], target=[0.0])),
+    "torch soft margin exp(12)": (
+        half._torch_soft_margin_exp_overflows, "float16", _case(input=[12.0], target=[-1.0]),
+        _case(input=[12.0], target=[1.0])),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_mechanism_holds_on_its_input_and_not_beside_it(name):
+    when, dtype, failing, ordinary = CASES[name]
+    assert when(failing, dtype)
+    assert not when(ordinary, dtype)
+
+
+def test_soft_margin_overflow_point_follows_the_dtype():
+    assert not half._torch_soft_margin_exp_overflows(_case(input=[12.0], target=[-1.0]), "bfloat16")
+    assert half._torch_soft_margin_exp_overflows(_case(input=[89.0], target=[-1.0]), "bfloat16")
+
+
+@pytest.mark.parametrize("spec_id", ["torch.nn.SoftMarginLoss", "torch.nn.BCELoss"])
+def test_a_recorded_half_failure_is_xfail_with_its_reason(spec_id):
+    pytest.importorskip("torch")
+    spec = catalog.get(spec_id)
+    row = run_check(spec, Task(spec_id, "torch", "gradient", "float16"), examples=10, seed=0)
+    assert (row["status"], row["code"]) == ("xfail", "D004"), row["message"]
+    assert "float16" in row["reason"]
+
+
+def test_a_half_failure_outside_its_scope_still_fails():
+    """The predicate, not the code, decides: with BCE's recorded scope narrowed to no input, the same
+    D004 is a finding again."""
+    pytest.importorskip("torch")
+    import dataclasses
+
+    spec = catalog.get("torch.nn.BCELoss")
+    narrowed = dataclasses.replace(spec, expected=tuple(
+        dataclasses.replace(e, when=lambda c, d: False) if e in half.TABLE[spec.id] else e for e in spec.expected))
+    row = run_check(narrowed, Task(spec.id, "torch", "gradient", "float16"), examples=10, seed=0)
+    assert (row["status"], row["code"]) == ("fail", "D004"), row["message"]
