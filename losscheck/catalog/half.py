@@ -5,8 +5,8 @@ Inf in half precision at inputs where the exact result is representable (D004), 
 constants underflows or an intermediate overflows, and the cause is located, the failure is recorded
 here with the mechanism as its scope (a predicate on the drawn, rounded inputs), so a half-precision
 run reports it as ``xfail`` with its reason and still fails on anything outside that scope. Each
-mechanism was reproduced on the smallest input a whole-catalog half run found (README, "Half
-precision"). The table is keyed by spec id and applied when the catalog loads
+failure was measured (the smallest input of a whole-catalog half run, README "Half precision"); the
+operation named as its cause is read from the framework's source, not isolated per backend. The table is keyed by spec id and applied when the catalog loads
 (:func:`with_half_expectations`); each spec's own module keeps its float64/float32 expectations.
 """
 from __future__ import annotations
