@@ -61,6 +61,24 @@ CASES = {
         half._keras_weight_sum_reciprocal_overflows, "float16",
         _case({"reduction": "mean_with_sample_weight"}, y_true=[[0.0]], y_pred=[[0.0]], sample_weight=[1.0014e-5]),
         _case({"reduction": "mean_with_sample_weight"}, y_true=[[0.0]], y_pred=[[0.0]], sample_weight=[1e-3])),
+    "optax dice, small smooth on an empty class": (
+        half._optax_dice_denominator_tiny, "float16",
+        _case({"smooth": 0.001, "alpha": 0.5, "beta": 0.5, "apply_softmax": False, "axis": None},
+              predictions=[1.0, 0.0], targets=[1.0, 0.0]),
+        _case({"smooth": 0.005, "alpha": 0.5, "beta": 0.5, "apply_softmax": False, "axis": None},
+              predictions=[1.0, 0.0], targets=[1.0, 0.0])),
+    "optax generalized dice, an absent class": (
+        half._optax_class_weight_overflows, "float16",
+        _case(predictions=[0.0, 0.0], targets=[1.0, 0.0]), _case(predictions=[0.0, 0.0], targets=[1.0, 1.0])),
+    "optax generalized dice, a class frequency of 16": (
+        half._optax_class_weight_overflows, "float16",
+        _case(predictions=[[0.0]] * 16, targets=[[1.0]] * 16), _case(predictions=[[0.0]] * 15, targets=[[1.0]] * 15)),
+    "optax generalized dice, dice_loss per row and class": (
+        half._optax_dice_denominator_tiny, "float16",
+        _case({"smooth": 0.001, "apply_softmax": True}, predictions=[[0.0, 6.0], [0.0, 0.0]],
+              targets=[[0.0, 1.0], [1.0, 1.0]]),
+        _case({"smooth": 0.01, "apply_softmax": True}, predictions=[[0.0, 6.0], [0.0, 0.0]],
+              targets=[[0.0, 1.0], [1.0, 1.0]])),
     "torch BCE at 0": (
         half._torch_probability_at_0_or_1, "float16", _case(input=[0.0], target=[0.0]),
         _case(input=[0.001], target=[0.0])),
