@@ -275,9 +275,9 @@ TABLE: dict[str, tuple[Expected, ...]] = {
 
 
 def with_half_expectations(spec):
-    """``spec`` with its half-precision expectations appended (Keras classes also get the sample-weight
-    reduction's)."""
+    """``spec`` with its half-precision expectations appended (Keras losses taking sample weights also
+    get the sample-weight reduction's)."""
     extra = TABLE.get(spec.id, ())
-    if spec.framework == "keras" and spec.id.rsplit(".", 1)[-1][:1].isupper():
+    if spec.framework == "keras" and any(a.name == "sample_weight" for a in spec.args):
         extra = extra + _KERAS_WEIGHT_SUM
     return replace(spec, expected=tuple(spec.expected) + extra) if extra else spec
