@@ -79,6 +79,22 @@ CASES = {
               targets=[[0.0, 1.0], [1.0, 1.0]]),
         _case({"smooth": 0.01, "apply_softmax": True}, predictions=[[0.0, 6.0], [0.0, 0.0]],
               targets=[[0.0, 1.0], [1.0, 1.0]])),
+    "optax ntxent, a short embedding's far cosine": (
+        half._optax_ntxent_term_flushed, "float16",
+        _case({"temperature": 0.07}, embeddings=[[0.001], [1.0], [1.0]], labels=[0, 0, 0]),
+        _case({"temperature": 0.07}, embeddings=[[0.03], [1.0], [1.0]], labels=[0, 0, 0])),
+    "optax ntxent, no negatives and a far match": (
+        half._optax_ntxent_term_flushed, "float16",
+        _case({"temperature": 0.07}, embeddings=[[1.0], [-1.0], [-1.0]], labels=[0, 0, 0]),
+        _case({"temperature": 0.5}, embeddings=[[1.0], [-1.0], [-1.0]], labels=[0, 0, 0])),
+    "optax ntxent, a far match and far negatives": (
+        half._optax_ntxent_term_flushed, "float16",
+        _case({"temperature": 0.07}, embeddings=[[1.0], [1.0], [-1.0], [-1.0], [-1.0]], labels=[0, 0, 0, 0, 1]),
+        _case({"temperature": 0.5}, embeddings=[[1.0], [1.0], [-1.0], [-1.0], [-1.0]], labels=[0, 0, 0, 0, 1])),
+    "optax ntxent, one far negative": (
+        half._optax_ntxent_term_flushed, "float16",
+        _case({"temperature": 0.07}, embeddings=[[0.0, -1.0], [1.0, 1.0], [1.0, 1.0]], labels=[0, 1, 1]),
+        _case({"temperature": 0.07}, embeddings=[[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]], labels=[0, 1, 1])),
     "torch BCE at 0": (
         half._torch_probability_at_0_or_1, "float16", _case(input=[0.0], target=[0.0]),
         _case(input=[0.001], target=[0.0])),
@@ -123,3 +139,13 @@ def test_a_half_failure_outside_its_scope_still_fails():
         dataclasses.replace(e, when=lambda c, d: False) if e in half.TABLE[spec.id] else e for e in spec.expected))
     row = run_check(narrowed, Task(spec.id, "torch", "gradient", "float16"), examples=10, seed=0)
     assert (row["status"], row["code"]) == ("fail", "D004"), row["message"]
+
+
+def test_ntxent_oracle_floors_the_norm_with_the_half_dtype_own_eps():
+    """optax's ntxent passes finfo(dtype).eps to cosine_similarity, which floors |x|^2 at it: in
+    float16 a norm of 2^-5. With float64's eps the oracle's gradient at a 0.022-long embedding was
+    21x off (G005 at seed 2)."""
+    pytest.importorskip("optax")
+    spec = catalog.get("optax.losses.ntxent")
+    row = run_check(spec, Task(spec.id, "jax", "gradient", "float16"), examples=50, seed=2)
+    assert row["status"] in ("pass", "xfail") and row["code"] != "G005", row["message"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from .. import strategies as S
 from ..reference import embedding as E
 from ..reference import ranking as Rk
-from ..tolerance import MAX
+from ..tolerance import EPS, MAX
 from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
 from . import layouts
 from .spec import Arg, Deviation, Expected
@@ -344,7 +344,7 @@ def _ntxent_inputs(data, params):
 
 def _ntxent_oracle(c):
     # optax passes epsilon = finfo(dtype).eps to cosine_similarity: sqrt(max(|x|^2, eps))
-    floor = math.sqrt(float(np.finfo(np.float32 if c.dtype == "float32" else np.float64).eps))
+    floor = math.sqrt(EPS[c.dtype])
     return E.ntxent(c.inputs["embeddings"], c.inputs["labels"], temperature=c.params["temperature"],
                     norm_floor=floor)
 

@@ -169,6 +169,23 @@ def _optax_class_weight_overflows(case, dtype):
     return bool(np.any((1 / den > MAX[dtype]) | (den ** 2 > MAX[dtype])))
 
 
+def _optax_ntxent_term_flushed(case, dtype):
+    """ntxent takes, per row i, log(exp(c_ij - M_i) + sum over negatives k of exp(c_ik - M_i)), c the
+    cosines / temperature and M_i the row's largest: a term below float16's smallest normal number
+    2^-14 (c more than about 9.7 below M_i) is flushed to 0 by XLA on the CPU."""
+    if dtype != "float16":
+        return False
+    x, lab = _f(case, "embeddings"), np.asarray(case.inputs["labels"])
+    # optax's cosine_similarity: x / sqrt(max(|x|^2, eps)), eps = finfo(float16).eps
+    u = x / np.sqrt(np.maximum(np.sum(x * x, axis=-1, keepdims=True), np.finfo(np.float16).eps))
+    c = (u @ u.T) / case.params["temperature"]
+    for i in range(len(lab)):
+        others = np.arange(len(lab)) != i
+        if others.any() and np.any(np.exp(c[i, others] - c[i, others].max()) < 2.0 ** -14):
+            return True
+    return False
+
+
 def _uses_sparsemax(case, dtype):
     return case.params.get("max_fun", "sparsemax") == "sparsemax"
 
@@ -249,6 +266,15 @@ _OPTAX_GENERALIZED_DICE = (Expected(
     "a class frequency of 16 or more the weights' derivative goes through (frequency^2)^2, past 65504: "
     "d/dtargets is NaN",
     OPTAX_SRC + "/_segmentation.py", dtype="float16", when=_optax_class_weight_overflows),)
+_OPTAX_NTXENT = _d004(
+    "ntxent takes log(exp(shifted match) + sum of exp(shifted negatives)) per row: terms more than about "
+    "9.7 (in cosine / temperature) below the row's largest are below float16's smallest normal number and "
+    "flushed to 0, so where all of a row's terms are the log is -inf (measured: embeddings [[1], [-1], "
+    "[-1]], one label: value -inf and NaN gradient at temperature 0.07 and 0.1, 0 at 0.5 and in bfloat16 "
+    "and float32), and where some are the gradient can be NaN (measured: [[0, -1], [1, 1], [1, 1]], "
+    "labels [0, 1, 1], temperature 0.07; finite in float32; its path through the compiled backward not "
+    "isolated)",
+    OPTAX_SRC + "/_self_supervised.py", _optax_ntxent_term_flushed, dtypes=("float16",))
 _OPTAX_SPARSEMAX = tuple(Expected(
     "sparsemax's custom JVP rule returns a tangent in the input's half dtype for a primal computed in "
     "float32 (float64 with x64): jax raises 'Custom JVP rule must produce primal and tangent outputs with "
@@ -273,6 +299,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"torch.nn.{n}": _TORCH_SOFT_MARGIN for n in ("SoftMarginLoss", "functional.soft_margin_loss")},
     "optax.losses.dice_loss": _OPTAX_DICE,
     "optax.losses.multiclass_generalized_dice_loss": _OPTAX_GENERALIZED_DICE + _OPTAX_DICE,   # it calls dice_loss
+    "optax.losses.ntxent": _OPTAX_NTXENT,
     **{f"optax.losses.{n}": _OPTAX_SPARSEMAX for n in ("multiclass_sparsemax_loss", "make_fenchel_young_loss")},
 }
 
