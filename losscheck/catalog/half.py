@@ -133,12 +133,6 @@ def _torch_poisson_log_of_0(case, dtype):
     return not case.params.get("log_input", True) and bool(np.any(_f(case, "input") == 0))
 
 
-def _torch_soft_margin_exp_overflows(case, dtype):
-    """soft_margin_loss computes log(1 + exp(-y x)): exp passes the dtype's largest number for
-    -y x above log(65504) = 11.1 (float16) or 88.7 (bfloat16)."""
-    return bool(np.any(-_f(case, "target") * _f(case, "input") > np.log(MAX[dtype])))
-
-
 def _optax_dice_denominator_tiny(case, dtype):
     """optax dice_loss divides by d = I + alpha (P - I) + beta (T - I) + smooth per class; its
     derivative goes through 1 / d^2, inf in float16 for d below 2^-8, and the inf terms of d's
@@ -250,10 +244,6 @@ _TORCH_BCE = _d004(
 _TORCH_POISSON = _d004(
     "poisson_nll_loss(log_input=False) adds eps = 1e-8 inside the log, and 1e-8 is 0 in float16: log(0) "
     "at input 0", TORCH_LOSS_SRC, _torch_poisson_log_of_0, dtypes=("float16",))
-_TORCH_SOFT_MARGIN = _d004(
-    "soft_margin_loss computes log(1 + exp(-y x)) without the stable softplus form: exp overflows for "
-    "-y x past 11.1 (float16) or 88.7 (bfloat16) where the exact loss is about -y x",
-    TORCH_LOSS_SRC, _torch_soft_margin_exp_overflows)
 _OPTAX_DICE = _d004(
     "dice_loss's derivative goes through 1 / d^2 of each class's denominator d; below 2^-8 (a small "
     "`smooth` on a class with no prediction and no target) that is inf in float16 and the terms of the "
@@ -296,7 +286,6 @@ TABLE: dict[str, tuple[Expected, ...]] = {
                                                          "functional.triplet_margin_with_distance_loss")},
     **{f"torch.nn.{n}": _TORCH_BCE for n in ("BCELoss", "functional.binary_cross_entropy")},
     **{f"torch.nn.{n}": _TORCH_POISSON for n in ("PoissonNLLLoss", "functional.poisson_nll_loss")},
-    **{f"torch.nn.{n}": _TORCH_SOFT_MARGIN for n in ("SoftMarginLoss", "functional.soft_margin_loss")},
     "optax.losses.dice_loss": _OPTAX_DICE,
     "optax.losses.multiclass_generalized_dice_loss": _OPTAX_GENERALIZED_DICE + _OPTAX_DICE,   # it calls dice_loss
     "optax.losses.ntxent": _OPTAX_NTXENT,
