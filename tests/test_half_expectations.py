@@ -95,6 +95,17 @@ CASES = {
         half._optax_ntxent_term_flushed, "float16",
         _case({"temperature": 0.07}, embeddings=[[0.0, -1.0], [1.0, 1.0], [1.0, 1.0]], labels=[0, 1, 1]),
         _case({"temperature": 0.07}, embeddings=[[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]], labels=[0, 1, 1])),
+    "optax rounded distribution off the simplex": (
+        half._optax_rows_off_the_simplex, "bfloat16",
+        _case({"apply_softmax": False}, predictions=[[0.333984375] * 3], targets=[[1.0, 0.0, 0.0]]),
+        _case({"apply_softmax": False}, predictions=[[0.25, 0.25, 0.5]], targets=[[1.0, 0.0, 0.0]])),
+    "torch gaussian NLL, a small variance": (
+        half._torch_gaussian_quotient_overflows, "float16",
+        _case({"eps": 1e-6}, input=[[-8.0]], target=[[1.0]], var=[[0.001]]),
+        _case({"eps": 1e-6}, input=[[-8.0]], target=[[1.0]], var=[[0.01]])),
+    "keras MAPE, y_true below the epsilon": (
+        half._keras_y_true_below_epsilon, "float16", _case(y_true=[0.0], y_pred=[1.0]),
+        _case(y_true=[0.001], y_pred=[1.0])),
     "torch BCE at 0": (
         half._torch_probability_at_0_or_1, "float16", _case(input=[0.0], target=[0.0]),
         _case(input=[0.001], target=[0.0])),
