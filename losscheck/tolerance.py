@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The half-precision dtypes.
+HALF = ("float16", "bfloat16")
 #: Machine epsilon (spacing of 1.0) per dtype name.
 EPS = {
     "float64": float(np.finfo(np.float64).eps),

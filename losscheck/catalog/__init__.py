@@ -12,7 +12,6 @@ import importlib
 import os
 from functools import lru_cache
 
-from .half import with_half_expectations
 from .spec import Arg, Case, Deviation, Expected, LossSpec, Precision
 
 MODULES = ("torch_nn", "keras_losses", "optax_losses", "structured", "embedding", "sequence", "segmentation")
@@ -27,6 +26,8 @@ def module_names() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, LossSpec]:
+    from .half import with_half_expectations   # imports the Keras module's constants: only with the specs
+
     out: dict[str, LossSpec] = {}
     for name in module_names():
         for spec in importlib.import_module(name).SPECS:

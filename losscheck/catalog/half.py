@@ -18,11 +18,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..reference._core import sigmoid
-from ..tolerance import MAX, round_to
-from .spec import KERAS_RUNTIMES, Expected
+from ..tolerance import EPS, HALF, MAX, TINY, round_to
+from .keras_losses import KERAS_EPSILON
+from .spec import Expected
 
-HALF = ("float16", "bfloat16")
-KERAS_EPSILON = 1e-7
 GENERALIZED_DICE_EPSILON = 1e-7   # optax/losses/_segmentation.py
 KERAS_SRC = "https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py"
 TORCH_LOSS_SRC = "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Loss.cpp"
@@ -170,12 +169,12 @@ def _optax_ntxent_term_flushed(case, dtype):
     if dtype != "float16":
         return False
     x, lab = _f(case, "embeddings"), np.asarray(case.inputs["labels"])
-    # optax's cosine_similarity: x / sqrt(max(|x|^2, eps)), eps = finfo(float16).eps
-    u = x / np.sqrt(np.maximum(np.sum(x * x, axis=-1, keepdims=True), np.finfo(np.float16).eps))
+    # optax's cosine_similarity: x / sqrt(max(|x|^2, eps)), eps = finfo(dtype).eps
+    u = x / np.sqrt(np.maximum(np.sum(x * x, axis=-1, keepdims=True), EPS[dtype]))
     c = (u @ u.T) / case.params["temperature"]
     for i in range(len(lab)):
         others = np.arange(len(lab)) != i
-        if others.any() and np.any(np.exp(c[i, others] - c[i, others].max()) < 2.0 ** -14):
+        if others.any() and np.any(np.exp(c[i, others] - c[i, others].max()) < TINY[dtype]):
             return True
     return False
 
@@ -207,96 +206,96 @@ def _uses_sparsemax(case, dtype):
 
 # ---- the table ---------------------------------------------------------------------------------
 
-def _d004(reason, link, when, *, runtimes=(None,), dtypes=HALF, prop=None):
-    return tuple(Expected(reason, link, property=prop, dtype=d, runtime=rt, code="D004", when=when)
+def _recorded(reason, link, when, *, code="D004", dtypes=HALF, prop=None, runtimes=(None,)):
+    """The expectation for each of ``dtypes`` (and ``runtimes``: None is every runtime of the spec)."""
+    return tuple(Expected(reason, link, property=prop, dtype=d, runtime=rt, code=code, when=when)
                  for d in dtypes for rt in runtimes)
 
 
-_KERAS_COSINE = _d004(
+_KERAS_COSINE = _recorded(
     "cosine similarity of a zero vector: l2_normalize's epsilon 1e-12 is 0 in float16, so the "
     "normalisation is 0/0 (Keras' value is NaN on every backend; jax and torch are NaN there in float32 "
     "too, for the gradient)", KERAS_SRC, _cosine_of_vanishing_norms(("y_true", "y_pred")),
-    runtimes=KERAS_RUNTIMES, dtypes=("float16",))
-_KERAS_BINARY = _d004(
+    dtypes=("float16",))
+_KERAS_BINARY = _recorded(
     "Keras clips probabilities to [1e-7, 1 - 1e-7]; in float16 and bfloat16 the upper bound rounds to "
     "1, so a probability of 1 (given, or a sigmoid that rounds to 1) reaches log(0)",
-    KERAS_SRC, _keras_probability_saturates, runtimes=KERAS_RUNTIMES)
-_KERAS_KL = _d004(
+    KERAS_SRC, _keras_probability_saturates)
+_KERAS_KL = _recorded(
     "Keras' KL divergence takes log(clip(y_true) / clip(y_pred)) with clip bound 1e-7: the ratio or "
     "its reciprocal passes float16's 65504 where one side is at the bound",
-    KERAS_SRC, _keras_kl_ratio_leaves_range, runtimes=KERAS_RUNTIMES, dtypes=("float16",))
-_KERAS_OVERLAP = _d004(
+    KERAS_SRC, _keras_kl_ratio_leaves_range, dtypes=("float16",))
+_KERAS_OVERLAP = _recorded(
     "Dice and Tversky divide by a sum of the inputs plus epsilon (1e-7): on near-empty inputs the "
     "gradient's 1/denominator or denominator^2 leaves float16's range (NaN at all-zero inputs, where "
     "the exact gradient is finite)", KERAS_SRC, _keras_overlap_denominator_tiny,
-    runtimes=KERAS_RUNTIMES, dtypes=("float16",), prop="gradient")
-_KERAS_MAPE = _d004(
+    dtypes=("float16",), prop="gradient")
+_KERAS_MAPE = _recorded(
     "MAPE's 100 |y_true - y_pred| / max(|y_true|, 1e-7) passes float16's 65504 near y_true = 0; a zero "
     "sample weight then gives 0 * inf = NaN", KERAS_SRC, _keras_percentage_overflows,
-    runtimes=KERAS_RUNTIMES, dtypes=("float16",))
-_KERAS_POISSON = _d004(
+    dtypes=("float16",))
+_KERAS_POISSON = _recorded(
     "Poisson's log(y_pred + 1e-7) has the derivative 1 / (y_pred + 1e-7), past float16's 65504 for "
     "y_pred below 1.5e-5; times y_true = 0 it is NaN", KERAS_SRC, _keras_poisson_reciprocal_overflows,
-    runtimes=KERAS_RUNTIMES, dtypes=("float16",), prop="gradient") + tuple(Expected(
+    dtypes=("float16",), prop="gradient") + _recorded(
     "on jax and torch, float16's y_true / (y_pred + 1e-7) is evaluated with the epsilon unrounded "
     "(1e-7 instead of float16's 1.19e-7): for y_pred below 1.5e-5 the gradient is that of the other "
     "epsilon (measured: 0.84x the oracle's at y_true 2^-8, y_pred 0, the ratio 1e-7 / 1.19e-7)",
-    KERAS_SRC, property="gradient", dtype="float16", runtime=rt, when=_keras_poisson_reciprocal_overflows)
-    for rt in ("keras-jax", "keras-torch"))
-_KERAS_WEIGHT_SUM = _d004(
+    KERAS_SRC, _keras_poisson_reciprocal_overflows, code=None, dtypes=("float16",), prop="gradient",
+    runtimes=("keras-jax", "keras-torch"))
+_KERAS_WEIGHT_SUM = _recorded(
     "the 'mean_with_sample_weight' reduction divides by the sum of the sample weights; for sums below "
     "1/65504 its backward's reciprocal is inf in float16 (times a zero difference: NaN)",
     "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py",
-    _keras_weight_sum_reciprocal_overflows, runtimes=KERAS_RUNTIMES, dtypes=("float16",), prop="gradient")
-_OPTAX_COSINE = _d004(
+    _keras_weight_sum_reciprocal_overflows, dtypes=("float16",), prop="gradient")
+_OPTAX_COSINE = _recorded(
     "cosine of a zero vector: the epsilon guarding the norms (1e-12 drawn here, 0 by default) is 0 in "
     "float16, so the cosine is 0/0", OPTAX_SRC + "/_regression.py",
     _cosine_of_vanishing_norms(("predictions", "targets")), dtypes=("float16",))
-_TORCH_COSINE_EMBEDDING = _d004(
+_TORCH_COSINE_EMBEDDING = _recorded(
     "cosine_similarity's eps (1e-8) is 0 in float16: a zero vector gives 0/0", TORCH_LOSS_SRC,
     _cosine_of_vanishing_norms(("input1", "input2")), dtypes=("float16",))
-_TORCH_TRIPLET_COSINE = _d004(
+_TORCH_TRIPLET_COSINE = _recorded(
     "the cosine distance's eps (1e-8) is 0 in float16: a zero vector gives 0/0", TORCH_LOSS_SRC,
     lambda c, d: (c.params.get("distance_function") == "cosine"
                   and _cosine_of_vanishing_norms(("anchor", "positive"), ("anchor", "negative"))(c, d)),
     dtypes=("float16",))
-_TORCH_BCE = _d004(
+_TORCH_BCE = _recorded(
     "binary_cross_entropy's backward divides by max((1 - x) x, 1e-12), and 1e-12 is 0 in float16",
     TORCH_LOSS_SRC, _torch_probability_at_0_or_1, dtypes=("float16",), prop="gradient")
-_TORCH_POISSON = _d004(
+_TORCH_POISSON = _recorded(
     "poisson_nll_loss(log_input=False) adds eps = 1e-8 inside the log, and 1e-8 is 0 in float16: log(0) "
     "at input 0", TORCH_LOSS_SRC, _torch_poisson_log_of_0, dtypes=("float16",))
-_KERAS_MAPE_SCALE = tuple(Expected(
+_KERAS_MAPE_SCALE = _recorded(
     "with y_true below the epsilon MAPE is 100 w |y_pred| / epsilon: the frameworks evaluate it with the "
     "epsilon unrounded (1e-7, not float16's 1.19e-7: measured 0.84x the oracle's gradient at w = 1e-5 on "
     "TensorFlow; on torch a value disagreeing there, V007 at y_pred 1e-5, not isolated), and jax and torch gave 0.59x "
     "gradients at subnormal sample weights (w = 2^-24, 2^-23; their path not isolated)",
-    KERAS_SRC, dtype="float16", runtime=rt, when=_keras_y_true_below_epsilon)
-    for rt in KERAS_RUNTIMES)
-_TORCH_GAUSSIAN = _d004(
+    KERAS_SRC, _keras_y_true_below_epsilon, code=None, dtypes=("float16",))
+_TORCH_GAUSSIAN = _recorded(
     "gaussian_nll_loss divides by max(var, eps = 1e-6): the quotient (input - target)^2 / var or the "
     "backward's 1 / var passes float16's 65504 for small variances, where the exact loss is representable",
     "https://github.com/pytorch/pytorch/blob/main/torch/nn/functional.py", _torch_gaussian_quotient_overflows,
     dtypes=("float16",))
-_OPTAX_SIMPLEX = tuple(Expected(
+_OPTAX_SIMPLEX = _recorded(
     "with apply_softmax=False optax requires rows summing to 1 within rtol 1e-5; rounding a distribution to "
     "float16 or bfloat16 breaks that (three 1/3 in bfloat16 sum to 1.002), so it raises ValueError, and "
     "under jax.grad formatting that message fails first (TypeError: unsupported format string passed to "
-    "LinearizeTracer.__format__)", OPTAX_SRC + "/_segmentation.py", dtype=d, code="X001",
-    when=_optax_rows_off_the_simplex) for d in HALF)
-_OPTAX_DICE = _d004(
+    "LinearizeTracer.__format__)", OPTAX_SRC + "/_segmentation.py", _optax_rows_off_the_simplex,
+    code="X001")
+_OPTAX_DICE = _recorded(
     "dice_loss's derivative goes through 1 / d^2 of each class's denominator d; below 2^-8 (a small "
     "`smooth` on a class with no prediction and no target) that is inf in float16 and the terms of the "
     "denominator's derivative cancel to inf - inf = NaN (measured: smooth 0.001 gives NaN, 0.005 gives 50)",
     OPTAX_SRC + "/_segmentation.py", _optax_dice_denominator_tiny, dtypes=("float16",), prop="gradient")
-_OPTAX_GENERALIZED_DICE = (Expected(
+_OPTAX_GENERALIZED_DICE = _recorded(
     "the class weights 1 / (frequency^2 + 1e-7) are inf in float16 for a class absent from the targets, "
     "and normalising them divides inf by inf: eagerly the value and gradient are NaN; compiled, XLA "
     "gives a value of 0 and a zero gradient (measured at targets [0]; float32 gives 0.2 and 0.08). For "
     "a class frequency of 16 or more the weights' derivative goes through (frequency^2)^2, past 65504: "
     "d/dtargets is NaN",
-    OPTAX_SRC + "/_segmentation.py", dtype="float16", when=_optax_class_weight_overflows),)
-_OPTAX_NTXENT = _d004(
+    OPTAX_SRC + "/_segmentation.py", _optax_class_weight_overflows, code=None, dtypes=("float16",))
+_OPTAX_NTXENT = _recorded(
     "ntxent takes log(exp(shifted match) + sum of exp(shifted negatives)) per row: terms more than about "
     "9.7 (in cosine / temperature) below the row's largest are below float16's smallest normal number and "
     "flushed to 0, so where all of a row's terms are the log is -inf (measured: embeddings [[1], [-1], "
@@ -305,12 +304,11 @@ _OPTAX_NTXENT = _d004(
     "labels [0, 1, 1], temperature 0.07; finite in float32; its path through the compiled backward not "
     "isolated)",
     OPTAX_SRC + "/_self_supervised.py", _optax_ntxent_term_flushed, dtypes=("float16",))
-_OPTAX_SPARSEMAX = tuple(Expected(
+_OPTAX_SPARSEMAX = _recorded(
     "sparsemax's custom JVP rule returns a tangent in the input's half dtype for a primal computed in "
     "float32 (float64 with x64): jax raises 'Custom JVP rule must produce primal and tangent outputs with "
     "corresponding shapes and dtypes'. Verified with and without jax_enable_x64",
-    OPTAX_SRC + "/_fenchel_young.py", property="gradient", dtype=d, code="X001", when=_uses_sparsemax)
-    for d in HALF)
+    OPTAX_SRC + "/_fenchel_young.py", _uses_sparsemax, code="X001", prop="gradient")
 
 TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"keras.losses.{n}": _KERAS_COSINE for n in ("CosineSimilarity", "cosine_similarity")},

@@ -19,7 +19,7 @@ from ..reference import classification as C
 from ..reference import divergence as D
 from ..reference import margin as M
 from ..reference._core import sigmoid
-from ..tolerance import round_to
+from ..tolerance import HALF, round_to
 from .build import KERAS_FLOAT64_IN_FLOAT32, clip_bounds, keras_twins
 from . import layouts
 from .spec import Arg, Deviation, Expected
@@ -319,7 +319,7 @@ FOCAL_BASE_CANCELLED = Expected(
 
 
 def _probability_rounds_to_0_or_1(case, dtype) -> bool:
-    if dtype not in ("float16", "bfloat16"):
+    if dtype not in HALF:
         return False
     x = np.asarray(case.inputs["y_pred"], dtype=np.float64)
     p = round_to(dtype, sigmoid(x)) if case.params["from_logits"] else x

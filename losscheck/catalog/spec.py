@@ -11,8 +11,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..tolerance import HALF
+
 KERAS_RUNTIMES = ("keras-tensorflow", "keras-jax", "keras-torch")
-_HALF = ("float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Expected:
         N001/N003 (properties/explain.py), so an expectation of those covers D004 there."""
         if self.code in (None, code):
             return True
-        return dtype in _HALF and code == "D004" and self.code in ("N001", "N003")
+        return dtype in HALF and code == "D004" and self.code in ("N001", "N003")
 
     @classmethod
     def on(cls, runtimes: tuple[str, ...], reason: str, link: str = "", **scope) -> tuple["Expected", ...]:

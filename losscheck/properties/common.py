@@ -9,7 +9,7 @@ import numpy as np
 
 from ..catalog.spec import Case
 from ..frameworks.guard import Hostile
-from ..tolerance import MAX, round_to
+from ..tolerance import HALF, MAX, round_to
 
 
 class Finding(AssertionError):
@@ -65,7 +65,6 @@ def evaluate(spec, runtime, case, dtype, cotangent=None, want_grad=False):
         raise Finding("X001", f"{type(exc).__name__}: {msg}", case=case, details=details) from exc
 
 
-HALF = ("float16", "bfloat16")
 #: how the frameworks say they have no kernel for a dtype (torch, TensorFlow, XLA)
 _UNSUPPORTED = re.compile(r"not implemented for '(Half|BFloat16)'|DT_(HALF|BFLOAT16)|"
                           r"(half|bfloat16|float16) is not (in the list of allowed values|supported)", re.I)
