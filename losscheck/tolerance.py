@@ -30,6 +30,8 @@ import numpy as np
 
 #: The half-precision dtypes.
 HALF = ("float16", "bfloat16")
+#: the largest element of the cotangent the gradient property pulls back (properties.common.cotangent_for)
+COTANGENT_MAX = 1.5
 #: Machine epsilon (spacing of 1.0) per dtype name.
 EPS = {
     "float64": float(np.finfo(np.float64).eps),

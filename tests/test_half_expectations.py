@@ -67,6 +67,14 @@ CASES = {
               predictions=[1.0, 0.0], targets=[1.0, 0.0]),
         _case({"smooth": 0.005, "alpha": 0.5, "beta": 0.5, "apply_softmax": False, "axis": None},
               predictions=[1.0, 0.0], targets=[1.0, 0.0])),
+    "optax binary dice, a small smooth at a confident negative logit (cotangent 1.42)": (
+        half._optax_dice_denominator_tiny, "float16",
+        _case({"smooth": 0.001, "apply_sigmoid": True}, predictions=[-5.0], targets=[0.0]),
+        _case({"smooth": 0.001, "apply_sigmoid": True}, predictions=[-4.0], targets=[0.0])),
+    "optax dice, rank-0 logits against a (1,) target": (
+        half._optax_dice_denominator_tiny, "float16",
+        _case({"smooth": 0.001, "apply_softmax": True}, predictions=-5.0, targets=[0.0]),
+        _case({"smooth": 0.01, "apply_softmax": True}, predictions=-5.0, targets=[0.0])),
     "optax generalized dice, an absent class": (
         half._optax_class_weight_overflows, "float16",
         _case(predictions=[0.0, 0.0], targets=[1.0, 0.0]), _case(predictions=[0.0, 0.0], targets=[1.0, 1.0])),

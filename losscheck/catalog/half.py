@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..reference._core import sigmoid
-from ..tolerance import EPS, HALF, MAX, TINY, round_to
+from ..tolerance import COTANGENT_MAX, EPS, HALF, MAX, TINY, round_to
 from .keras_losses import KERAS_EPSILON
 from .spec import Expected
 
@@ -132,23 +132,39 @@ def _torch_poisson_log_of_0(case, dtype):
     return not case.params.get("log_input", True) and bool(np.any(_f(case, "input") == 0))
 
 
-def _optax_dice_denominator_tiny(case, dtype):
-    """optax dice_loss divides by d = I + alpha (P - I) + beta (T - I) + smooth per class; its
-    derivative goes through 1 / d^2, inf in float16 for d below 2^-8, and the inf terms of d's
-    derivative with respect to I (1 - alpha - beta of them) cancel to NaN."""
+def _optax_dice_inputs(case):
+    """Predictions (probabilities) and targets as optax's dice_loss sees them: binary_dice_loss adds a
+    channel axis unless the last one is already 1, dice_loss gives the lower-rank one a class axis,
+    then takes the sigmoid (one class) or softmax of the logits."""
     x, t = _f(case, "predictions"), _f(case, "targets")
-    if case.params.get("apply_softmax") and x.shape[-1] == 1:
+    apply = case.params.get("apply_softmax", case.params.get("apply_sigmoid", False))
+    if "apply_sigmoid" in case.params and x.ndim == t.ndim and x.shape[-1:] != (1,):
+        x, t = x[..., None], t[..., None]
+    if x.ndim == t.ndim - 1:
+        x = x[..., None]
+    if t.ndim == x.ndim - 1:
+        t = t[..., None]
+    if apply and x.shape[-1] == 1:
         x = sigmoid(x)
-    elif case.params.get("apply_softmax"):
+    elif apply:
         with np.errstate(invalid="ignore", over="ignore"):
             e = np.exp(x - np.max(x, -1, keepdims=True))
             x = e / np.sum(e, -1, keepdims=True)
+    return x, t
+
+
+def _optax_dice_denominator_tiny(case, dtype):
+    """optax dice_loss divides by d = I + alpha (P - I) + beta (T - I) + smooth per class; its
+    derivative goes through cotangent / d^2, past float16's 65504 for d below sqrt(1.5 / 65504) =
+    0.0048 (losscheck's cotangents are at most 1.5), and the inf terms of d's derivative with respect
+    to I (1 - alpha - beta of them) cancel to NaN."""
+    x, t = _optax_dice_inputs(case)
     axis = case.params.get("axis")
     axis = tuple(range(1, x.ndim - 1)) if axis is None else axis
     i, ps, ts = (np.sum(a, axis=axis) for a in (x * t, x, t))
     a, b = case.params.get("alpha", 0.5), case.params.get("beta", 0.5)
     den = i + a * (ps - i) + b * (ts - i) + case.params.get("smooth", 1.0)
-    return bool(np.any(den < 2.0 ** -8))
+    return bool(np.any(den < np.sqrt(COTANGENT_MAX / MAX[dtype])))
 
 
 def _optax_class_weight_overflows(case, dtype):
@@ -284,9 +300,11 @@ _OPTAX_SIMPLEX = _recorded(
     "LinearizeTracer.__format__)", OPTAX_SRC + "/_segmentation.py", _optax_rows_off_the_simplex,
     code="X001")
 _OPTAX_DICE = _recorded(
-    "dice_loss's derivative goes through 1 / d^2 of each class's denominator d; below 2^-8 (a small "
-    "`smooth` on a class with no prediction and no target) that is inf in float16 and the terms of the "
-    "denominator's derivative cancel to inf - inf = NaN (measured: smooth 0.001 gives NaN, 0.005 gives 50)",
+    "dice_loss's derivative goes through cotangent / d^2 of each class's denominator d; for d below about "
+    "0.0048 (a small `smooth` on a class with little prediction and no target) that is inf in float16 and "
+    "the terms of the denominator's derivative cancel to inf - inf = NaN (measured: smooth 0.001 gives "
+    "NaN, 0.005 gives 50; binary_dice_loss at logit -5, target 0, smooth 0.001: finite with cotangent 1, "
+    "NaN with 1.42)",
     OPTAX_SRC + "/_segmentation.py", _optax_dice_denominator_tiny, dtypes=("float16",), prop="gradient")
 _OPTAX_GENERALIZED_DICE = _recorded(
     "the class weights 1 / (frequency^2 + 1e-7) are inf in float16 for a class absent from the targets, "
@@ -326,6 +344,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"torch.nn.{n}": _TORCH_BCE for n in ("BCELoss", "functional.binary_cross_entropy")},
     **{f"torch.nn.{n}": _TORCH_POISSON for n in ("PoissonNLLLoss", "functional.poisson_nll_loss")},
     "optax.losses.dice_loss": _OPTAX_DICE + _OPTAX_SIMPLEX,
+    "optax.losses.binary_dice_loss": _OPTAX_DICE,
     "optax.losses.multiclass_generalized_dice_loss": _OPTAX_GENERALIZED_DICE + _OPTAX_DICE + _OPTAX_SIMPLEX,
     **{f"torch.nn.{n}": _TORCH_GAUSSIAN for n in ("GaussianNLLLoss", "functional.gaussian_nll_loss")},
     "optax.losses.ntxent": _OPTAX_NTXENT,

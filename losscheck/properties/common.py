@@ -9,7 +9,7 @@ import numpy as np
 
 from ..catalog.spec import Case
 from ..frameworks.guard import Hostile
-from ..tolerance import HALF, MAX, round_to
+from ..tolerance import COTANGENT_MAX, HALF, MAX, round_to
 
 
 class Finding(AssertionError):
@@ -109,7 +109,7 @@ def cotangent_for(shape) -> np.ndarray:
     """A fixed, non-uniform cotangent for non-scalar outputs (uniform ones would hide a gradient
     that mixes up output elements)."""
     n = int(np.prod(shape)) if shape else 1
-    return (1.0 + 0.5 * np.sin(np.arange(n) + 1.0)).reshape(shape)
+    return (1.0 + (COTANGENT_MAX - 1.0) * np.sin(np.arange(n) + 1.0)).reshape(shape)
 
 
 def within_declared_precision(spec, runtime, dtype, case, measure, bound_of) -> Any:
