@@ -125,19 +125,44 @@ def _activate(x, kind):
             lambda g: s * (np.abs(g) + np.sum(np.abs(g) * s, axis=-1, keepdims=True)))
 
 
-def _class_dice(predictions, targets, alpha, beta, smooth, apply_softmax, axis):
-    """optax's layout and per-class losses: returns ``(terms [..., C], scale, back, back_scale)``
-    where ``back(g [..., C])`` gives the gradients in the callers' shapes."""
-    x, t = f64(predictions, targets)
-    x0, t0 = x.shape, t.shape
+def _dice_layout(x, t):
+    """optax dice_loss's layout: the input with one dimension fewer gets the class axis."""
     if x.ndim == t.ndim - 1:
         x = x[..., None]
     if t.ndim == x.ndim - 1:
         t = t[..., None]
     if x.shape != t.shape:
         raise ValueError(f"shapes differ: {x.shape} and {t.shape}")
-    kind = None if not apply_softmax else ("sigmoid" if x.shape[-1] == 1 else "softmax")
-    p, act_back, act_back_scale = _activate(x, kind)
+    return x, t
+
+
+def _activation(x, apply_softmax):
+    """optax dice_loss's activation for class-last logits: the sigmoid for one class, else the softmax."""
+    return None if not apply_softmax else ("sigmoid" if x.shape[-1] == 1 else "softmax")
+
+
+def _needs_binary_class_axis(x, t) -> bool:
+    """binary_dice_loss adds a class axis of 1 to inputs of equal rank whose last axis is not 1."""
+    return x.ndim == t.ndim and (x.ndim == 0 or x.shape[-1] != 1)
+
+
+def optax_dice_probabilities(predictions, targets, *, apply_softmax: bool, binary: bool = False):
+    """``(probabilities, targets)``, both ``[..., C]``, as optax's ``dice_loss`` (``binary``:
+    ``binary_dice_loss``, where ``apply_softmax`` is its ``apply_sigmoid``) compares them."""
+    x, t = f64(predictions, targets)
+    if binary and _needs_binary_class_axis(x, t):
+        x, t = x[..., None], t[..., None]
+    x, t = _dice_layout(x, t)
+    return _activate(x, _activation(x, apply_softmax))[0], t
+
+
+def _class_dice(predictions, targets, alpha, beta, smooth, apply_softmax, axis):
+    """optax's layout and per-class losses: returns ``(terms [..., C], scale, back, back_scale)``
+    where ``back(g [..., C])`` gives the gradients in the callers' shapes."""
+    x, t = f64(predictions, targets)
+    x0, t0 = x.shape, t.shape
+    x, t = _dice_layout(x, t)
+    p, act_back, act_back_scale = _activate(x, _activation(x, apply_softmax))
     axes = tuple(range(1, p.ndim - 1)) if axis is None else _norm_axes(axis, p.ndim)
     if p.ndim - 1 in axes:
         raise ValueError("the class axis (the last) cannot be summed over")
@@ -220,7 +245,7 @@ def binary_dice_loss(predictions, targets, *, smooth: float = 0.0, apply_sigmoid
     computes the documented loss.
     """
     x, t = f64(predictions, targets)
-    if x.ndim == t.ndim and (x.ndim == 0 or x.shape[-1] != 1):
+    if _needs_binary_class_axis(x, t):
         r = dice_loss(x[..., None], t[..., None], smooth=smooth, apply_softmax=apply_sigmoid,
                       class_reduction="mean", reduction=reduction, **reduce_kw)
 

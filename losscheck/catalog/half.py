@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..reference._core import sigmoid
+from ..reference.segmentation import optax_dice_probabilities
 from ..tolerance import COTANGENT_MAX, EPS, HALF, MAX, TINY, round_to
 from .keras_losses import KERAS_EPSILON
 from .spec import Expected
@@ -132,33 +133,15 @@ def _torch_poisson_log_of_0(case, dtype):
     return not case.params.get("log_input", True) and bool(np.any(_f(case, "input") == 0))
 
 
-def _optax_dice_inputs(case):
-    """Predictions (probabilities) and targets as optax's dice_loss sees them: binary_dice_loss adds a
-    channel axis unless the last one is already 1, dice_loss gives the lower-rank one a class axis,
-    then takes the sigmoid (one class) or softmax of the logits."""
-    x, t = _f(case, "predictions"), _f(case, "targets")
-    apply = case.params.get("apply_softmax", case.params.get("apply_sigmoid", False))
-    if "apply_sigmoid" in case.params and x.ndim == t.ndim and x.shape[-1:] != (1,):
-        x, t = x[..., None], t[..., None]
-    if x.ndim == t.ndim - 1:
-        x = x[..., None]
-    if t.ndim == x.ndim - 1:
-        t = t[..., None]
-    if apply and x.shape[-1] == 1:
-        x = sigmoid(x)
-    elif apply:
-        with np.errstate(invalid="ignore", over="ignore"):
-            e = np.exp(x - np.max(x, -1, keepdims=True))
-            x = e / np.sum(e, -1, keepdims=True)
-    return x, t
-
-
 def _optax_dice_denominator_tiny(case, dtype):
     """optax dice_loss divides by d = I + alpha (P - I) + beta (T - I) + smooth per class; its
     derivative goes through cotangent / d^2, past float16's 65504 for d below sqrt(1.5 / 65504) =
     0.0048 (losscheck's cotangents are at most 1.5), and the inf terms of d's derivative with respect
     to I (1 - alpha - beta of them) cancel to NaN."""
-    x, t = _optax_dice_inputs(case)
+    p = case.params
+    x, t = optax_dice_probabilities(case.inputs["predictions"], case.inputs["targets"],
+                                    apply_softmax=p.get("apply_softmax", p.get("apply_sigmoid", False)),
+                                    binary="apply_sigmoid" in p)
     axis = case.params.get("axis")
     axis = tuple(range(1, x.ndim - 1)) if axis is None else axis
     i, ps, ts = (np.sum(a, axis=axis) for a in (x * t, x, t))
