@@ -78,9 +78,24 @@ CASES = {
     "optax generalized dice, an absent class": (
         half._optax_class_weight_overflows, "float16",
         _case(predictions=[0.0, 0.0], targets=[1.0, 0.0]), _case(predictions=[0.0, 0.0], targets=[1.0, 1.0])),
-    "optax generalized dice, a class frequency of 16": (
-        half._optax_class_weight_overflows, "float16",
+    "optax generalized dice, a class frequency of 16 (1 / (y * y) is 0)": (
+        half._optax_class_weight_derivative_leaves_range, "float16",
         _case(predictions=[[0.0]] * 16, targets=[[1.0]] * 16), _case(predictions=[[0.0]] * 15, targets=[[1.0]] * 15)),
+    "optax generalized dice, a class frequency below 1/16 (1 / (y * y) is inf)": (
+        half._optax_class_weight_derivative_leaves_range, "float16",
+        _case(predictions=[0.0] * 5, targets=[0.0588] + [0.2354] * 4),
+        _case(predictions=[0.0] * 5, targets=[0.2] + [0.2354] * 4)),
+    "optax generalized dice, a weight sum above 256 (1 / (s * s) is 0)": (
+        half._optax_class_weight_derivative_leaves_range, "float16",
+        _case(predictions=[0.0] * 5, targets=[0.07] + [0.2354] * 4),
+        _case(predictions=[0.0] * 5, targets=[0.08] + [0.2354] * 4)),
+    "keras-jax CTC, no alignment: about 1e5 per missing transition": (
+        half._keras_ctc_penalty_overflows, "float16",
+        Case({"y_true": np.array([[1, 1, 0, 0]]), "y_pred": np.zeros((1, 1, 2))}, {}, runtime="keras-jax"),
+        Case({"y_true": np.array([[1, 1, 0, 0]]), "y_pred": np.zeros((1, 3, 2))}, {}, runtime="keras-jax")),
+    "torch cosine embedding, a squared norm below float16's smallest subnormal": (
+        half._cosine_of_vanishing_norms(("input1", "input2")), "float16",
+        _case(input1=[[1.0]], input2=[[-1.1920928955078125e-07]]), _case(input1=[[1.0]], input2=[[-0.01]])),
     "optax generalized dice, dice_loss per row and class": (
         half._optax_dice_denominator_tiny, "float16",
         _case({"smooth": 0.001, "apply_softmax": True}, predictions=[[0.0, 6.0], [0.0, 0.0]],

@@ -19,8 +19,10 @@ import numpy as np
 
 from ..reference._core import sigmoid
 from ..reference.segmentation import optax_dice_probabilities
+from ..reference.sequence import keras_ctc
 from ..tolerance import COTANGENT_MAX, EPS, HALF, MAX, TINY, round_to
 from .keras_losses import KERAS_EPSILON
+from .sequence import KERAS_LATTICE
 from .spec import Expected
 
 GENERALIZED_DICE_EPSILON = 1e-7   # optax/losses/_segmentation.py
@@ -150,15 +152,36 @@ def _optax_dice_denominator_tiny(case, dtype):
     return bool(np.any(den < np.sqrt(COTANGENT_MAX / MAX[dtype])))
 
 
+def _inverse_square_leaves_range(y, dtype):
+    """Where jax's derivative of a division by ``y``, integer_pow(y, -2) = 1 / (y * y) in the dtype, is
+    inf (y below about 1/256 in float16) or 0 (y above about 256: y * y is inf) though the exact
+    1 / y^2 is representable."""
+    with np.errstate(over="ignore", divide="ignore"):
+        sq = round_to(dtype, round_to(dtype, y) ** 2)
+        return (sq > MAX[dtype]) | (1 / sq > MAX[dtype])
+
+
+def _generalized_dice_weights(case, dtype):
+    """(frequency^2 + 1e-7, the class weights 1 / that) of multiclass_generalized_dice_loss, in the dtype."""
+    t = _f(case, "targets")
+    den = round_to(dtype, np.sum(t, axis=tuple(range(t.ndim - 1))) ** 2 + GENERALIZED_DICE_EPSILON)
+    with np.errstate(divide="ignore"):
+        return den, round_to(dtype, 1 / den)
+
+
 def _optax_class_weight_overflows(case, dtype):
     """multiclass_generalized_dice_loss weighs each class by w = 1 / (frequency^2 + 1e-7): for a class
     (nearly) absent from the targets w is past float16's 65504 (and 1e-7 is subnormal, which XLA on the
-    CPU flushes to 0), so the normalised weights are inf / inf; for a frequency of 16 or more, w's
-    derivative -2 f / (f^2 + 1e-7)^2 goes through (f^2)^2 >= 65536, past it too."""
-    t = _f(case, "targets")
-    freq = np.sum(t, axis=tuple(range(t.ndim - 1)))
-    den = freq ** 2 + GENERALIZED_DICE_EPSILON
-    return bool(np.any((1 / den > MAX[dtype]) | (den ** 2 > MAX[dtype])))
+    CPU flushes to 0), so the normalised weights are inf / inf."""
+    return bool(np.any(_generalized_dice_weights(case, dtype)[1] > MAX[dtype]))
+
+
+def _optax_class_weight_derivative_leaves_range(case, dtype):
+    """The derivatives of the class weights w = 1 / (frequency^2 + 1e-7) and of their normalisation by
+    their sum s go through 1 / y^2 of each divisor y, in the dtype."""
+    den, weights = _generalized_dice_weights(case, dtype)
+    return bool(np.any(_inverse_square_leaves_range(den, dtype))
+                or _inverse_square_leaves_range(np.sum(weights), dtype))
 
 
 def _optax_ntxent_term_flushed(case, dtype):
@@ -197,6 +220,14 @@ def _torch_gaussian_quotient_overflows(case, dtype):
 
 def _keras_y_true_below_epsilon(case, dtype):
     return bool(np.any(np.abs(_f(case, "y_true")) < _eps(dtype)))
+
+
+def _keras_ctc_penalty_overflows(case, dtype):
+    """Where no alignment exists Keras-jax's CTC costs about 1e5 per missing transition (optax's
+    log_epsilon): a per-sample loss past the dtype's largest number is inf once cast to floatx."""
+    per_sample = keras_ctc(_f(case, "y_true").astype(np.int64), _f(case, "y_pred"),
+                           **KERAS_LATTICE[case.runtime]).value
+    return bool(np.any(np.asarray(per_sample) > MAX[dtype]))
 
 
 def _uses_sparsemax(case, dtype):
@@ -252,8 +283,15 @@ _OPTAX_COSINE = _recorded(
     "float16, so the cosine is 0/0", OPTAX_SRC + "/_regression.py",
     _cosine_of_vanishing_norms(("predictions", "targets")), dtypes=("float16",))
 _TORCH_COSINE_EMBEDDING = _recorded(
-    "cosine_similarity's eps (1e-8) is 0 in float16: a zero vector gives 0/0", TORCH_LOSS_SRC,
-    _cosine_of_vanishing_norms(("input1", "input2")), dtypes=("float16",))
+    "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: a zero "
+    "vector gives 0/0", TORCH_LOSS_SRC, _cosine_of_vanishing_norms(("input1", "input2")),
+    dtypes=("float16",)) + _recorded(
+    "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: where a "
+    "squared norm underflows but the dot product does not, the cosine is +-inf, and for target -1 "
+    "clamp_min(cos - margin, 0) turns -inf into 0, the loss of the exact cosine -1 rather than that of the "
+    "documented one with EPSILON (measured: input1 [[1]], input2 [[-1.19e-7]], margin -1: 0, documented "
+    "0.88)", TORCH_LOSS_SRC, _cosine_of_vanishing_norms(("input1", "input2")), code="V005",
+    dtypes=("float16",), prop="value")
 _TORCH_TRIPLET_COSINE = _recorded(
     "the cosine distance's eps (1e-8) is 0 in float16: a zero vector gives 0/0", TORCH_LOSS_SRC,
     lambda c, d: (c.params.get("distance_function") == "cosine"
@@ -292,10 +330,16 @@ _OPTAX_DICE = _recorded(
 _OPTAX_GENERALIZED_DICE = _recorded(
     "the class weights 1 / (frequency^2 + 1e-7) are inf in float16 for a class absent from the targets, "
     "and normalising them divides inf by inf: eagerly the value and gradient are NaN; compiled, XLA "
-    "gives a value of 0 and a zero gradient (measured at targets [0]; float32 gives 0.2 and 0.08). For "
-    "a class frequency of 16 or more the weights' derivative goes through (frequency^2)^2, past 65504: "
-    "d/dtargets is NaN",
-    OPTAX_SRC + "/_segmentation.py", _optax_class_weight_overflows, code=None, dtypes=("float16",))
+    "gives a value of 0 and a zero gradient (measured at targets [0]; float32 gives 0.2 and 0.08)",
+    OPTAX_SRC + "/_segmentation.py", _optax_class_weight_overflows, code=None, dtypes=("float16",)) + _recorded(
+    "the derivatives of the class weights' two divisions (by frequency^2 + 1e-7, and by the weights' sum "
+    "s) go through jax's integer_pow(y, -2), 1 / (y * y) in float16: inf for y below 1/256, so d/dtargets "
+    "is -inf or NaN for a class frequency below about 1/16 (measured: zero logits, targets [0.0588, "
+    "0.2354 x 4]: -inf, float32 0.371), and 0 for y above 256, which drops a term: a frequency of 16 or "
+    "more, or s above 256 (measured: targets [0.07, 0.2354 x 4], s = 276: -2.10, float32 0.345; [0.08, "
+    "...], s = 228: 0.316 and 0.317)",
+    "https://github.com/jax-ml/jax/blob/main/jax/_src/lax/lax.py", _optax_class_weight_derivative_leaves_range,
+    code=None, dtypes=("float16",), prop="gradient")
 _OPTAX_NTXENT = _recorded(
     "ntxent takes log(exp(shifted match) + sum of exp(shifted negatives)) per row: terms more than about "
     "9.7 (in cosine / temperature) below the row's largest are below float16's smallest normal number and "
@@ -305,6 +349,14 @@ _OPTAX_NTXENT = _recorded(
     "labels [0, 1, 1], temperature 0.07; finite in float32; its path through the compiled backward not "
     "isolated)",
     OPTAX_SRC + "/_self_supervised.py", _optax_ntxent_term_flushed, dtypes=("float16",))
+_KERAS_CTC_PENALTY = _recorded(
+    "where the labels need more frames than there are, Keras-jax's CTC (optax's lattice, log_epsilon -1e5) "
+    "costs about 1e5 per missing transition, computed in float32 and cast to floatx: past float16's 65504 "
+    "the per-sample loss is inf, so the weighted loss is inf, or NaN at a zero sample weight, where the exact "
+    "weighted loss is representable (measured: y_true [[1, 1, 0, 0]], y_pred zeros (1, 1, 2): 99999.3 in "
+    "float32, inf in float16, NaN at sample_weight 0)",
+    "https://github.com/keras-team/keras/blob/master/keras/src/backend/jax/nn.py", _keras_ctc_penalty_overflows,
+    dtypes=("float16",), runtimes=("keras-jax",))
 _OPTAX_SPARSEMAX = _recorded(
     "sparsemax's custom JVP rule returns a tangent in the input's half dtype for a primal computed in "
     "float32 (float64 with x64): jax raises 'Custom JVP rule must produce primal and tangent outputs with "
@@ -331,6 +383,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "optax.losses.multiclass_generalized_dice_loss": _OPTAX_GENERALIZED_DICE + _OPTAX_DICE + _OPTAX_SIMPLEX,
     **{f"torch.nn.{n}": _TORCH_GAUSSIAN for n in ("GaussianNLLLoss", "functional.gaussian_nll_loss")},
     "optax.losses.ntxent": _OPTAX_NTXENT,
+    "keras.losses.CTC": _KERAS_CTC_PENALTY,
     **{f"optax.losses.{n}": _OPTAX_SPARSEMAX for n in ("multiclass_sparsemax_loss", "make_fenchel_young_loss")},
 }
 
