@@ -9,6 +9,7 @@ import pytest
 from losscheck import catalog
 from losscheck.catalog import half
 from losscheck.catalog.spec import Case
+from losscheck.catalog.when import squared_norm_underflows
 from losscheck.runner import Task, run_check
 
 
@@ -20,8 +21,8 @@ def test_every_recorded_loss_is_in_the_catalog_and_carries_its_expectations():
         assert all(e.dtype in half.HALF and e.when is not None for e in expected), spec_id
 
 
-def _case(params=None, **inputs):
-    return Case({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}, dict(params or {}))
+def _case(params=None, runtime=None, **inputs):
+    return Case({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}, dict(params or {}), runtime=runtime)
 
 
 # (predicate, dtype, failing input found by the half run, an ordinary input beside it)
@@ -96,6 +97,33 @@ CASES = {
     "torch cosine embedding, a squared norm below float16's smallest subnormal": (
         half._cosine_of_vanishing_norms(("input1", "input2")), "float16",
         _case(input1=[[1.0]], input2=[[-1.1920928955078125e-07]]), _case(input1=[[1.0]], input2=[[-0.01]])),
+    "keras-jax dice, a denominator below 1/256 (1 / (d * d) is inf)": (
+        half._keras_overlap_denominator_tiny, "float16",
+        _case({"axis": None}, "keras-jax", y_true=[0.0], y_pred=[0.0039]),
+        _case({"axis": None}, "keras-torch", y_true=[0.0], y_pred=[0.0039])),
+    "keras-jax KL, y_pred below 1/256": (
+        half._keras_kl_quotient_backward_leaves_range, "float16",
+        _case(None, "keras-jax", y_true=[0.5, 0.5], y_pred=[0.003, 0.997]),
+        _case(None, "keras-jax", y_true=[0.5, 0.5], y_pred=[0.005, 0.995])),
+    "keras-torch KL, (y_true / y_pred) / y_pred past 65504": (
+        half._keras_kl_quotient_backward_leaves_range, "float16",
+        _case(None, "keras-torch", y_true=[0.5, 0.5], y_pred=[0.001, 0.999]),
+        _case(None, "keras-torch", y_true=[0.5, 0.5], y_pred=[0.003, 0.997])),
+    "keras MAPE, 100 / y_true past 65504": (
+        half._keras_percentage_quotient_backward_leaves_range, "float16",
+        _case(None, "keras-tensorflow", y_true=[0.0003], y_pred=[0.0]),
+        _case(None, "keras-tensorflow", y_true=[0.003], y_pred=[0.0])),
+    "keras-jax MAPE, y_true below 1/256": (
+        half._keras_percentage_quotient_backward_leaves_range, "float16",
+        _case(None, "keras-jax", y_true=[0.003], y_pred=[0.0]),
+        _case(None, "keras-jax", y_true=[0.005], y_pred=[0.0])),
+    "keras cosine, rsqrt's derivative s^-1.5 past 65504 (norm 0.0245, not 0.025)": (
+        squared_norm_underflows("y_true", "y_pred", rsqrt_grad=True), "float16",
+        _case(y_true=[1.0, 1.0], y_pred=[0.0245, 0.0]), _case(y_true=[1.0, 1.0], y_pred=[0.025, 0.0])),
+    "optax cosine, a norm below 1/256": (
+        half._optax_norm_quotient_backward_leaves_range, "float16",
+        _case({"epsilon": 0.0}, predictions=[0.003, 0.0], targets=[1.0, 1.0]),
+        _case({"epsilon": 0.0}, predictions=[0.01, 0.0], targets=[1.0, 1.0])),
     "optax generalized dice, dice_loss per row and class": (
         half._optax_dice_denominator_tiny, "float16",
         _case({"smooth": 0.001, "apply_softmax": True}, predictions=[[0.0, 6.0], [0.0, 0.0]],

@@ -41,6 +41,22 @@ def _eps(dtype):
 
 # ---- predicates: when(case, dtype) -------------------------------------------------------------
 
+def _quotient_backward_leaves_range(x, y, dtype, runtime, factor=1.0):
+    """Where the backward of x / y leaves the dtype's range though the exact derivatives, g / y and
+    g x / y^2, may not; g is the gradient reaching the quotient, ``factor`` times losscheck's cotangent
+    (up to 1.5). torch and TensorFlow form g ((x / y) / y): inf where the intermediate (x / y) / y or
+    the product passes the largest number; jax forms (g x) integer_pow(y, -2) = (g x) / (y * y) in the
+    dtype, so inf for |y| below about 1/256 in float16 and 0, a dropped term, above about 256."""
+    x, y, top = np.abs(round_to(dtype, x)), np.abs(round_to(dtype, y)), MAX[dtype]
+    g = COTANGENT_MAX * np.abs(factor)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if runtime in ("jax", "keras-jax"):
+            inv = round_to(dtype, 1 / round_to(dtype, y * y))
+            return (g / y > top) | (inv > top) | (inv == 0) | (g * x * inv > top)
+        q = round_to(dtype, round_to(dtype, x / y) / y)
+        return (g / y > top) | (q > top) | (g * q > top)
+
+
 def _cosine_of_vanishing_norms(*pairs):
     """A cosine between two vectors (last axis, within ``where`` when given) whose squared norm, or the
     product of the two norms, rounds to 0 in the dtype: the epsilons guarding the division (1e-8 in
@@ -97,7 +113,39 @@ def _keras_overlap_denominator_tiny(case, dtype):
                + case.params["beta"] * np.sum(p * (1 - t), axis=axis))
     else:
         den = np.sum(t, axis=axis) + np.sum(p, axis=axis)
-    return bool(np.any(den + _eps(dtype) < 2.0 ** -12))
+    den = den + _eps(dtype)
+    return bool(np.any(den < 2.0 ** -12) or
+                (case.runtime == "keras-jax" and np.any(_quotient_backward_leaves_range(0.0, den, dtype, "jax"))))
+
+
+def _keras_kl_quotient_backward_leaves_range(case, dtype):
+    """The backward of Keras' y_true / y_pred (both clipped to [1e-7, 1]) at a small y_pred."""
+    eps = _eps(dtype)
+    t, p = np.clip(_f(case, "y_true"), eps, 1), np.clip(_f(case, "y_pred"), eps, 1)
+    # the gradient reaching the ratio r is that of y_true log(r): y_true / r = y_pred
+    return bool(np.any(_quotient_backward_leaves_range(t, p, dtype, case.runtime, factor=p)))
+
+
+def _keras_percentage_quotient_backward_leaves_range(case, dtype):
+    """The backward of MAPE's 100 (y_true - y_pred) / max(|y_true|, eps) at a small y_true."""
+    t = _f(case, "y_true")
+    return bool(np.any(_quotient_backward_leaves_range(
+        t - _f(case, "y_pred"), np.maximum(np.abs(t), _eps(dtype)), dtype, case.runtime, factor=100.0)))
+
+
+def _optax_norm_quotient_backward_leaves_range(case, dtype):
+    """optax's cosine_similarity divides each vector by its norm sqrt(max(sum(x^2), epsilon))."""
+    where = case.params.get("where")
+    for name in ("predictions", "targets"):
+        x = round_to(dtype, _f(case, name))
+        sq = round_to(dtype, x * x)
+        if where is not None:
+            sq = np.where(np.broadcast_to(np.asarray(where, bool), sq.shape), sq, 0.0)
+        floor = round_to(dtype, case.params.get("epsilon", 0.0))
+        norm = round_to(dtype, np.sqrt(np.maximum(round_to(dtype, np.sum(sq, axis=-1, keepdims=True)), floor)))
+        if np.any(_quotient_backward_leaves_range(x, norm, dtype, "jax") & (norm > 0)):
+            return True
+    return False
 
 
 def _keras_percentage_overflows(case, dtype):
@@ -152,15 +200,6 @@ def _optax_dice_denominator_tiny(case, dtype):
     return bool(np.any(den < np.sqrt(COTANGENT_MAX / MAX[dtype])))
 
 
-def _inverse_square_leaves_range(y, dtype):
-    """Where jax's derivative of a division by ``y``, integer_pow(y, -2) = 1 / (y * y) in the dtype, is
-    inf (y below about 1/256 in float16) or 0 (y above about 256: y * y is inf) though the exact
-    1 / y^2 is representable."""
-    with np.errstate(over="ignore", divide="ignore"):
-        sq = round_to(dtype, round_to(dtype, y) ** 2)
-        return (sq > MAX[dtype]) | (1 / sq > MAX[dtype])
-
-
 def _generalized_dice_weights(case, dtype):
     """(frequency^2 + 1e-7, the class weights 1 / that) of multiclass_generalized_dice_loss, in the dtype."""
     t = _f(case, "targets")
@@ -180,8 +219,8 @@ def _optax_class_weight_derivative_leaves_range(case, dtype):
     """The derivatives of the class weights w = 1 / (frequency^2 + 1e-7) and of their normalisation by
     their sum s go through 1 / y^2 of each divisor y, in the dtype."""
     den, weights = _generalized_dice_weights(case, dtype)
-    return bool(np.any(_inverse_square_leaves_range(den, dtype))
-                or _inverse_square_leaves_range(np.sum(weights), dtype))
+    return bool(np.any(_quotient_backward_leaves_range(1.0, den, dtype, "jax"))
+                or np.any(_quotient_backward_leaves_range(weights, np.sum(weights), dtype, "jax")))
 
 
 def _optax_ntxent_term_flushed(case, dtype):
@@ -258,7 +297,23 @@ _KERAS_KL = _recorded(
 _KERAS_OVERLAP = _recorded(
     "Dice and Tversky divide by a sum of the inputs plus epsilon (1e-7): on near-empty inputs the "
     "gradient's 1/denominator or denominator^2 leaves float16's range (NaN at all-zero inputs, where "
-    "the exact gradient is finite)", KERAS_SRC, _keras_overlap_denominator_tiny,
+    "the exact gradient is finite); on keras-jax from a denominator below 1/256, where the backward's "
+    "1 / (d * d) is inf (measured: y_true [0], y_pred [0.0039]: NaN on keras-jax, -2 on keras-torch and "
+    "keras-tensorflow, the exact d/dy_true)", KERAS_SRC, _keras_overlap_denominator_tiny,
+    dtypes=("float16",), prop="gradient")
+_KERAS_KL_BACKWARD = _recorded(
+    "the backward of Keras' y_true / y_pred forms y_true / y_pred^2, as (y_true / y_pred) / y_pred on torch "
+    "and TensorFlow (inf past 65504) and through 1 / (y_pred * y_pred) on jax (inf for y_pred below 1/256): "
+    "d/dy_pred is -inf where the exact -y_true / y_pred is representable (measured: y_true [0.5, 0.5], "
+    "y_pred [0.003, 0.997]: -inf on keras-jax, -166.6 on torch and TensorFlow; y_pred [0.001, 0.999]: -inf "
+    "on all three, exactly -500)", KERAS_SRC, _keras_kl_quotient_backward_leaves_range,
+    dtypes=("float16",), prop="gradient")
+_KERAS_MAPE_BACKWARD = _recorded(
+    "the backward of MAPE's 100 (y_true - y_pred) / max(|y_true|, 1e-7) forms 100 / y_true and "
+    "100 |y_true - y_pred| / y_true^2, past 65504 for |y_true| below about 0.002 (on jax through "
+    "1 / (y_true * y_true), inf below 1/256), where their difference, the exact d/dy_true, is representable "
+    "(measured: y_true 0.003, y_pred 0: -inf on keras-jax, 32 on torch and TensorFlow, exactly 0; y_true "
+    "0.0003: NaN on all three)", KERAS_SRC, _keras_percentage_quotient_backward_leaves_range,
     dtypes=("float16",), prop="gradient")
 _KERAS_MAPE = _recorded(
     "MAPE's 100 |y_true - y_pred| / max(|y_true|, 1e-7) passes float16's 65504 near y_true = 0; a zero "
@@ -282,6 +337,12 @@ _OPTAX_COSINE = _recorded(
     "cosine of a zero vector: the epsilon guarding the norms (1e-12 drawn here, 0 by default) is 0 in "
     "float16, so the cosine is 0/0", OPTAX_SRC + "/_regression.py",
     _cosine_of_vanishing_norms(("predictions", "targets")), dtypes=("float16",))
+_OPTAX_COSINE_BACKWARD = _recorded(
+    "cosine_similarity divides each vector by its norm; jax's backward of that division goes through "
+    "1 / (norm * norm) in float16: inf for a norm below 1/256, 0 (a dropped term) above 256, where the "
+    "exact gradient is representable (measured: predictions [0.003, 0], targets [1, 1]: NaN, float32 "
+    "[2.4e-5, 235.7])", OPTAX_SRC + "/_regression.py", _optax_norm_quotient_backward_leaves_range,
+    dtypes=("float16",), prop="gradient")
 _TORCH_COSINE_EMBEDDING = _recorded(
     "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: a zero "
     "vector gives 0/0", TORCH_LOSS_SRC, _cosine_of_vanishing_norms(("input1", "input2")),
@@ -367,12 +428,12 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"keras.losses.{n}": _KERAS_COSINE for n in ("CosineSimilarity", "cosine_similarity")},
     **{f"keras.losses.{n}": _KERAS_BINARY for n in ("BinaryCrossentropy", "binary_crossentropy",
                                                      "BinaryFocalCrossentropy", "binary_focal_crossentropy")},
-    **{f"keras.losses.{n}": _KERAS_KL for n in ("KLDivergence", "kl_divergence")},
+    **{f"keras.losses.{n}": _KERAS_KL + _KERAS_KL_BACKWARD for n in ("KLDivergence", "kl_divergence")},
     **{f"keras.losses.{n}": _KERAS_OVERLAP for n in ("Dice", "dice", "Tversky", "tversky")},
-    **{f"keras.losses.{n}": _KERAS_MAPE + _KERAS_MAPE_SCALE
+    **{f"keras.losses.{n}": _KERAS_MAPE + _KERAS_MAPE_SCALE + _KERAS_MAPE_BACKWARD
        for n in ("MeanAbsolutePercentageError", "mean_absolute_percentage_error")},
     **{f"keras.losses.{n}": _KERAS_POISSON for n in ("Poisson", "poisson")},
-    **{f"optax.losses.{n}": _OPTAX_COSINE for n in ("cosine_similarity", "cosine_distance")},
+    **{f"optax.losses.{n}": _OPTAX_COSINE + _OPTAX_COSINE_BACKWARD for n in ("cosine_similarity", "cosine_distance")},
     **{f"torch.nn.{n}": _TORCH_COSINE_EMBEDDING for n in ("CosineEmbeddingLoss", "functional.cosine_embedding_loss")},
     **{f"torch.nn.{n}": _TORCH_TRIPLET_COSINE for n in ("TripletMarginWithDistanceLoss",
                                                          "functional.triplet_margin_with_distance_loss")},
