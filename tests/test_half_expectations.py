@@ -160,6 +160,10 @@ CASES = {
     "torch BCE at 0": (
         half._torch_probability_at_0_or_1, "float16", _case(input=[0.0], target=[0.0]),
         _case(input=[0.001], target=[0.0])),
+    "torch BCE with logits, an element past 65504 before the mean": (
+        half._torch_logits_bce_element_overflows, "float16",
+        _case({"weight": [[4.0, 0.0]], "pos_weight": [2.0]}, input=[[-8192.0, -8192.0]], target=[[1.0, 1.0]]),
+        _case({"weight": [[4.0, 0.0]], "pos_weight": [2.0]}, input=[[-4096.0, -4096.0]], target=[[1.0, 1.0]])),
     "torch poisson log(0)": (
         half._torch_poisson_log_of_0, "float16", _case({"log_input": False}, input=[0.0], target=[0.0]),
         _case({"log_input": True}, input=[0.0], target=[0.0])),

@@ -177,6 +177,18 @@ def _torch_probability_at_0_or_1(case, dtype):
     return bool(np.any((x == 0) | (x == 1)))
 
 
+def _torch_logits_bce_element_overflows(case, dtype):
+    """binary_cross_entropy_with_logits computes each element's (1 - y) x - l log_sigmoid(x), with
+    l = 1 + (pos_weight - 1) y, times weight, in the dtype, and reduces afterwards."""
+    x, y = _f(case, "input"), _f(case, "target")
+    pos_weight, weight = case.params.get("pos_weight"), case.params.get("weight")
+    lw = 1.0 if pos_weight is None else 1 + (np.asarray(pos_weight, dtype=np.float64) - 1) * y
+    with np.errstate(over="ignore"):
+        term = lw * np.logaddexp(0.0, -x)       # -l log_sigmoid(x)
+        loss = ((1 - y) * x + term) * (1.0 if weight is None else np.asarray(weight, dtype=np.float64))
+    return bool(np.any(np.abs(term) > MAX[dtype]) or np.any(np.abs(loss) > MAX[dtype]))
+
+
 def _torch_poisson_log_of_0(case, dtype):
     """poisson_nll_loss(log_input=False) takes log(input + eps) with eps = 1e-8, which is 0 in
     float16: log(0) at input 0 (times target 0: NaN)."""
@@ -361,6 +373,12 @@ _TORCH_TRIPLET_COSINE = _recorded(
 _TORCH_BCE = _recorded(
     "binary_cross_entropy's backward divides by max((1 - x) x, 1e-12), and 1e-12 is 0 in float16",
     TORCH_LOSS_SRC, _torch_probability_at_0_or_1, dtypes=("float16",), prop="gradient")
+_TORCH_LOGITS_BCE = _recorded(
+    "binary_cross_entropy_with_logits computes each element's loss, pos_weight and weight applied, in "
+    "float16 before reducing: an element past 65504 is inf (times a zero weight, NaN) where the mean is "
+    "representable (measured: input [[-8192, -8192]], target 1, weight [[4, 0]], pos_weight 2: elements "
+    "[inf, 0], mean inf, exactly 32768; pos_weight 8, weight [[1, 0]]: NaN)", TORCH_LOSS_SRC,
+    _torch_logits_bce_element_overflows, dtypes=("float16",), prop="value")
 _TORCH_POISSON = _recorded(
     "poisson_nll_loss(log_input=False) adds eps = 1e-8 inside the log, and 1e-8 is 0 in float16: log(0) "
     "at input 0", TORCH_LOSS_SRC, _torch_poisson_log_of_0, dtypes=("float16",))
@@ -438,6 +456,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"torch.nn.{n}": _TORCH_TRIPLET_COSINE for n in ("TripletMarginWithDistanceLoss",
                                                          "functional.triplet_margin_with_distance_loss")},
     **{f"torch.nn.{n}": _TORCH_BCE for n in ("BCELoss", "functional.binary_cross_entropy")},
+    **{f"torch.nn.{n}": _TORCH_LOGITS_BCE for n in ("BCEWithLogitsLoss", "functional.binary_cross_entropy_with_logits")},
     **{f"torch.nn.{n}": _TORCH_POISSON for n in ("PoissonNLLLoss", "functional.poisson_nll_loss")},
     "optax.losses.dice_loss": _OPTAX_DICE + _OPTAX_SIMPLEX,
     "optax.losses.binary_dice_loss": _OPTAX_DICE,
