@@ -164,6 +164,10 @@ CASES = {
         half._torch_logits_bce_element_overflows, "float16",
         _case({"weight": [[4.0, 0.0]], "pos_weight": [2.0]}, input=[[-8192.0, -8192.0]], target=[[1.0, 1.0]]),
         _case({"weight": [[4.0, 0.0]], "pos_weight": [2.0]}, input=[[-4096.0, -4096.0]], target=[[1.0, 1.0]])),
+    "torch triplet cosine distance, a zero positive": (
+        half._torch_triplet_cosine_of_vanishing_norms, "float16",
+        _case({"distance_function": "cosine"}, anchor=[[0.03125, 0.03125]], positive=[[0.0, 0.0]], negative=[[0.0, 1.0]]),
+        _case({"distance_function": "default"}, anchor=[[0.03125, 0.03125]], positive=[[0.0, 0.0]], negative=[[0.0, 1.0]])),
     "torch poisson log(0)": (
         half._torch_poisson_log_of_0, "float16", _case({"log_input": False}, input=[0.0], target=[0.0]),
         _case({"log_input": True}, input=[0.0], target=[0.0])),

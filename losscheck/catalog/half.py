@@ -170,6 +170,11 @@ def _keras_weight_sum_reciprocal_overflows(case, dtype):
     return 0 < total < 1 / MAX[dtype]
 
 
+def _torch_triplet_cosine_of_vanishing_norms(case, dtype):
+    return (case.params.get("distance_function") == "cosine"
+            and _cosine_of_vanishing_norms(("anchor", "positive"), ("anchor", "negative"))(case, dtype))
+
+
 def _torch_probability_at_0_or_1(case, dtype):
     """torch's binary_cross_entropy backward divides by max((1 - x) x, 1e-12), and 1e-12 is 0 in
     float16: at x = 0 or 1 that is a division by 0."""
@@ -367,9 +372,12 @@ _TORCH_COSINE_EMBEDDING = _recorded(
     dtypes=("float16",), prop="value")
 _TORCH_TRIPLET_COSINE = _recorded(
     "the cosine distance's eps (1e-8) is 0 in float16: a zero vector gives 0/0", TORCH_LOSS_SRC,
-    lambda c, d: (c.params.get("distance_function") == "cosine"
-                  and _cosine_of_vanishing_norms(("anchor", "positive"), ("anchor", "negative"))(c, d)),
-    dtypes=("float16",))
+    _torch_triplet_cosine_of_vanishing_norms, dtypes=("float16",)) + _recorded(
+    "the cosine distance's eps (1e-8) is 0 in float16: a zero vector gives a NaN distance, and the "
+    "margin's clamp_min passes no gradient to the other pair, so that input's gradient is exactly 0 "
+    "(measured: anchor [[0.03125, 0.03125]], positive [[0, 0]], negative [[0, 1]], margin 1: loss NaN, "
+    "d/dnegative [0, 0]; float32 [0.707, 0])", TORCH_LOSS_SRC, _torch_triplet_cosine_of_vanishing_norms, code="G003",
+    dtypes=("float16",), prop="gradient")
 _TORCH_BCE = _recorded(
     "binary_cross_entropy's backward divides by max((1 - x) x, 1e-12), and 1e-12 is 0 in float16",
     TORCH_LOSS_SRC, _torch_probability_at_0_or_1, dtypes=("float16",), prop="gradient")
