@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..reference._core import sigmoid
+from ..reference.embedding import circle
 from ..reference.segmentation import optax_dice_probabilities
 from ..reference.sequence import keras_ctc
 from ..tolerance import COTANGENT_MAX, EPS, HALF, MAX, TINY, round_to
@@ -286,6 +287,17 @@ def _keras_ctc_penalty_overflows(case, dtype):
     return bool(np.any(np.asarray(per_sample) > MAX[dtype]))
 
 
+def _keras_circle_loss_rounds_to_0(case, dtype):
+    """A per-sample Circle loss, positive, below float16's smallest subnormal number under a reduction
+    that averages: Keras masks the losses with "loss > 0", so the sample leaves the mean."""
+    if case.params.get("reduction") not in ("mean", "sum_over_batch_size", "mean_with_sample_weight"):
+        return False
+    p = case.params
+    per_sample = np.asarray(circle(_f(case, "y_true"), _f(case, "y_pred"), gamma=p["gamma"], margin=p["margin"],
+                                   remove_diagonal=p["remove_diagonal"]).value)
+    return bool(np.any((per_sample > 0) & (round_to(dtype, per_sample) == 0)))
+
+
 def _uses_sparsemax(case, dtype):
     return case.params.get("max_fun", "sparsemax") == "sparsemax"
 
@@ -444,6 +456,13 @@ _KERAS_CTC_PENALTY = _recorded(
     "float32, inf in float16, NaN at sample_weight 0)",
     "https://github.com/keras-team/keras/blob/master/keras/src/backend/jax/nn.py", _keras_ctc_penalty_overflows,
     dtypes=("float16",), runtimes=("keras-jax",))
+_KERAS_CIRCLE_MASK = _recorded(
+    "circle() marks its per-sample losses with the mask loss > 0 and the class's averaging reductions divide "
+    "by the samples left in it; a positive loss below float16's smallest subnormal number (5.96e-8) is 0 "
+    "there, so its sample leaves the mean (measured on TensorFlow: y_true [0, 1], y_pred [[0], [0.955]], "
+    "gamma 91, margin 0.4, remove_diagonal False, sample_weight [2.09, 0.49]: per-sample losses [61.85, "
+    "4.6e-13] in float32, [61.88, 0] in float16; the 'mean' is 129.25 in float16, 64.57 in float32 and "
+    "exactly)", KERAS_SRC, _keras_circle_loss_rounds_to_0, code=None, dtypes=("float16",))
 _OPTAX_SPARSEMAX = _recorded(
     "sparsemax's custom JVP rule returns a tangent in the input's half dtype for a primal computed in "
     "float32 (float64 with x64): jax raises 'Custom JVP rule must produce primal and tangent outputs with "
@@ -472,6 +491,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"torch.nn.{n}": _TORCH_GAUSSIAN for n in ("GaussianNLLLoss", "functional.gaussian_nll_loss")},
     "optax.losses.ntxent": _OPTAX_NTXENT,
     "keras.losses.CTC": _KERAS_CTC_PENALTY,
+    "keras.losses.Circle": _KERAS_CIRCLE_MASK,
     **{f"optax.losses.{n}": _OPTAX_SPARSEMAX for n in ("multiclass_sparsemax_loss", "make_fenchel_young_loss")},
 }
 
