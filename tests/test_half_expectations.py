@@ -174,6 +174,10 @@ CASES = {
               y_true=[0, 1], y_pred=[[0.0], [0.955078]]),
         _case({"gamma": 20.0, "margin": 0.4, "remove_diagonal": False, "reduction": "mean"},
               y_true=[0, 1], y_pred=[[0.0], [0.955078]])),
+    "torch cosine embedding, the product of the squared norms rounds to 0": (
+        half._torch_cosine_embedding_norms_vanish, "float16",
+        _case(input1=[[0.015625]], input2=[[0.0078125]], target=[-1.0]),
+        _case(input1=[[0.015625]], input2=[[0.0625]], target=[-1.0])),
     "torch poisson log(0)": (
         half._torch_poisson_log_of_0, "float16", _case({"log_input": False}, input=[0.0], target=[0.0]),
         _case({"log_input": True}, input=[0.0], target=[0.0])),

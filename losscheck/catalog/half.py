@@ -171,6 +171,16 @@ def _keras_weight_sum_reciprocal_overflows(case, dtype):
     return 0 < total < 1 / MAX[dtype]
 
 
+def _torch_cosine_embedding_norms_vanish(case, dtype):
+    """A vanishing squared norm, or torch's product of the two squared norms rounding to 0 (it takes
+    sqrt(|x1|^2 |x2|^2) after forming the product in the dtype)."""
+    if _cosine_of_vanishing_norms(("input1", "input2"))(case, dtype):
+        return True
+    with np.errstate(under="ignore", over="ignore"):
+        sa, sb = (round_to(dtype, np.sum(round_to(dtype, _f(case, k) ** 2), axis=-1)) for k in ("input1", "input2"))
+        return bool(np.any(round_to(dtype, sa * sb) == 0))
+
+
 def _torch_triplet_cosine_of_vanishing_norms(case, dtype):
     return (case.params.get("distance_function") == "cosine"
             and _cosine_of_vanishing_norms(("anchor", "positive"), ("anchor", "negative"))(case, dtype))
@@ -374,7 +384,9 @@ _OPTAX_COSINE_BACKWARD = _recorded(
     dtypes=("float16",), prop="gradient")
 _TORCH_COSINE_EMBEDDING = _recorded(
     "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: a zero "
-    "vector gives 0/0", TORCH_LOSS_SRC, _cosine_of_vanishing_norms(("input1", "input2")),
+    "vector gives 0/0, and so does the product of the two squared norms where it rounds to 0 (measured: "
+    "input1 [[0.015625]], input2 [[0.0078125]], target -1, margin 0: inf in float16, 1 in float32; half "
+    "run seed 9)", TORCH_LOSS_SRC, _torch_cosine_embedding_norms_vanish,
     dtypes=("float16",)) + _recorded(
     "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: where a "
     "squared norm underflows but the dot product does not, the cosine is +-inf, and for target -1 "
