@@ -70,8 +70,8 @@ class Bound:
 # The same number of eps in every dtype. Half precision once had twice as many, which in bfloat16
 # (eps 2^-7) let anything within 100 % of the scale pass: Keras Circle's float16 mean came out twice
 # the exact one at 127 eps and passed (README, "Half precision").
-VALUE_BOUND = {d: Bound(64, 8) for d in ("float64", "float32", "float16", "bfloat16")}
-GRAD_BOUND = {d: Bound(64, 8) for d in ("float64", "float32", "float16", "bfloat16")}
+VALUE_BOUND = {d: Bound(64, 8) for d in DTYPES}
+GRAD_BOUND = {d: Bound(64, 8) for d in DTYPES}
 
 #: Gradient elements within this relative distance of a kink (scaled by the dtype's eps) are a
 #: subgradient choice: rounding the input to the dtype may move it across the kink.

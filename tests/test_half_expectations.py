@@ -175,7 +175,7 @@ CASES = {
         _case({"gamma": 20.0, "margin": 0.4, "remove_diagonal": False, "reduction": "mean"},
               y_true=[0, 1], y_pred=[[0.0], [0.955078]])),
     "torch cosine embedding, the product of the squared norms rounds to 0": (
-        half._torch_cosine_embedding_norms_vanish, "float16",
+        half._cosine_of_vanishing_norms(("input1", "input2"), product_in_dtype=True), "float16",
         _case(input1=[[0.015625]], input2=[[0.0078125]], target=[-1.0]),
         _case(input1=[[0.015625]], input2=[[0.0625]], target=[-1.0])),
     "torch poisson log(0)": (

@@ -58,10 +58,12 @@ def _quotient_backward_leaves_range(x, y, dtype, runtime, factor=1.0):
         return (g / y > top) | (q > top) | (g * q > top)
 
 
-def _cosine_of_vanishing_norms(*pairs):
+def _cosine_of_vanishing_norms(*pairs, product_in_dtype=False):
     """A cosine between two vectors (last axis, within ``where`` when given) whose squared norm, or the
     product of the two norms, rounds to 0 in the dtype: the epsilons guarding the division (1e-8 in
-    torch, 1e-12 in Keras and optax) are 0 in float16 as well, so the cosine is 0/0."""
+    torch, 1e-12 in Keras and optax) are 0 in float16 as well, so the cosine is 0/0.
+    ``product_in_dtype``: the loss forms |a|^2 |b|^2 in the dtype before its square root (torch's
+    cosine_embedding_loss), which rounds to 0 first."""
     def squared_norm(case, dtype, name):
         sq = round_to(dtype, _f(case, name) ** 2)
         where = case.params.get("where")
@@ -73,7 +75,8 @@ def _cosine_of_vanishing_norms(*pairs):
         with np.errstate(under="ignore", over="ignore"):
             for a, b in pairs:
                 sa, sb = squared_norm(case, dtype, a), squared_norm(case, dtype, b)
-                if np.any(sa == 0) or np.any(sb == 0) or np.any(round_to(dtype, np.sqrt(sa * sb)) == 0):
+                product = round_to(dtype, sa * sb) if product_in_dtype else round_to(dtype, np.sqrt(sa * sb))
+                if np.any(sa == 0) or np.any(sb == 0) or np.any(product == 0):
                     return True
         return False
     return when
@@ -169,16 +172,6 @@ def _keras_weight_sum_reciprocal_overflows(case, dtype):
         return False
     total = float(np.sum(_f(case, "sample_weight")))
     return 0 < total < 1 / MAX[dtype]
-
-
-def _torch_cosine_embedding_norms_vanish(case, dtype):
-    """A vanishing squared norm, or torch's product of the two squared norms rounding to 0 (it takes
-    sqrt(|x1|^2 |x2|^2) after forming the product in the dtype)."""
-    if _cosine_of_vanishing_norms(("input1", "input2"))(case, dtype):
-        return True
-    with np.errstate(under="ignore", over="ignore"):
-        sa, sb = (round_to(dtype, np.sum(round_to(dtype, _f(case, k) ** 2), axis=-1)) for k in ("input1", "input2"))
-        return bool(np.any(round_to(dtype, sa * sb) == 0))
 
 
 def _torch_triplet_cosine_of_vanishing_norms(case, dtype):
@@ -300,9 +293,9 @@ def _keras_ctc_penalty_overflows(case, dtype):
 def _keras_circle_loss_rounds_to_0(case, dtype):
     """A per-sample Circle loss, positive, below float16's smallest subnormal number under a reduction
     that averages: Keras masks the losses with "loss > 0", so the sample leaves the mean."""
-    if case.params.get("reduction") not in ("mean", "sum_over_batch_size", "mean_with_sample_weight"):
-        return False
     p = case.params
+    if p.get("reduction") not in ("mean", "sum_over_batch_size", "mean_with_sample_weight"):
+        return False
     per_sample = np.asarray(circle(_f(case, "y_true"), _f(case, "y_pred"), gamma=p["gamma"], margin=p["margin"],
                                    remove_diagonal=p["remove_diagonal"]).value)
     return bool(np.any((per_sample > 0) & (round_to(dtype, per_sample) == 0)))
@@ -386,7 +379,7 @@ _TORCH_COSINE_EMBEDDING = _recorded(
     "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: a zero "
     "vector gives 0/0, and so does the product of the two squared norms where it rounds to 0 (measured: "
     "input1 [[0.015625]], input2 [[0.0078125]], target -1, margin 0: inf in float16, 1 in float32; half "
-    "run seed 9)", TORCH_LOSS_SRC, _torch_cosine_embedding_norms_vanish,
+    "run seed 9)", TORCH_LOSS_SRC, _cosine_of_vanishing_norms(("input1", "input2"), product_in_dtype=True),
     dtypes=("float16",)) + _recorded(
     "cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, and 1e-12 is 0 in float16: where a "
     "squared norm underflows but the dot product does not, the cosine is +-inf, and for target -1 "
