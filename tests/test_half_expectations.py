@@ -168,6 +168,12 @@ CASES = {
         half._torch_triplet_cosine_of_vanishing_norms, "float16",
         _case({"distance_function": "cosine"}, anchor=[[0.03125, 0.03125]], positive=[[0.0, 0.0]], negative=[[0.0, 1.0]]),
         _case({"distance_function": "default"}, anchor=[[0.03125, 0.03125]], positive=[[0.0, 0.0]], negative=[[0.0, 1.0]])),
+    "torch triplet cosine distance, a zero positive beside another row (G001)": (
+        half._torch_triplet_cosine_of_vanishing_norms, "float16",
+        _case({"distance_function": "cosine"}, anchor=[[0.03125, 0.03125]] * 2, positive=[[1.0, 0.0], [0.0, 0.0]],
+              negative=[[1.0, 0.0], [1.0, 0.0]]),
+        _case({"distance_function": "cosine"}, anchor=[[0.03125, 0.03125]] * 2, positive=[[1.0, 0.0], [0.0, 1.0]],
+              negative=[[1.0, 0.0], [1.0, 0.0]])),
     "keras circle, a per-sample loss below float16's smallest subnormal leaves the mean": (
         half._keras_circle_loss_rounds_to_0, "float16",
         _case({"gamma": 90.96, "margin": 0.4, "remove_diagonal": False, "reduction": "mean"},

@@ -389,12 +389,15 @@ _TORCH_COSINE_EMBEDDING = _recorded(
     dtypes=("float16",), prop="value")
 _TORCH_TRIPLET_COSINE = _recorded(
     "the cosine distance's eps (1e-8) is 0 in float16: a zero vector gives 0/0", TORCH_LOSS_SRC,
-    _torch_triplet_cosine_of_vanishing_norms, dtypes=("float16",)) + _recorded(
+    _torch_triplet_cosine_of_vanishing_norms, dtypes=("float16",)) + sum((_recorded(
     "the cosine distance's eps (1e-8) is 0 in float16: a zero vector gives a NaN distance, and the "
-    "margin's clamp_min passes no gradient to the other pair, so that input's gradient is exactly 0 "
-    "(measured: anchor [[0.03125, 0.03125]], positive [[0, 0]], negative [[0, 1]], margin 1: loss NaN, "
-    "d/dnegative [0, 0]; float32 [0.707, 0])", TORCH_LOSS_SRC, _torch_triplet_cosine_of_vanishing_norms, code="G003",
-    dtypes=("float16",), prop="gradient")
+    "margin's clamp_min passes no gradient to the other pair, so that row's gradient is exactly 0: G003 "
+    "when it is the only row (measured: anchor [[0.03125, 0.03125]], positive [[0, 0]], negative [[0, 1]], "
+    "margin 1: loss NaN, d/dnegative [0, 0]; float32 [0.707, 0]), G001 beside other rows (anchor "
+    "[[0.03125, 0.03125]] twice, positive [[1, 0], [0, 0]], negative [[1, 0], [1, 0]]: d/dnegative "
+    "[[0, 0.354], [0, 0]]; float32 [[0, 0.354], [0, 0.354]])", TORCH_LOSS_SRC,
+    _torch_triplet_cosine_of_vanishing_norms, code=code, dtypes=("float16",), prop="gradient")
+    for code in ("G003", "G001")), ())
 _TORCH_BCE = _recorded(
     "binary_cross_entropy's backward divides by max((1 - x) x, 1e-12), and 1e-12 is 0 in float16",
     TORCH_LOSS_SRC, _torch_probability_at_0_or_1, dtypes=("float16",), prop="gradient")
