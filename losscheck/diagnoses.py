@@ -157,6 +157,11 @@ _CODES = [
          "The loss changed a process-wide framework setting (torch default dtype or grad mode, Keras floatx or "
          "epsilon, jax_enable_x64): everything computed after it changes. The setting, its value before and "
          "after, are reported; losscheck restores it so the other checks are unaffected."),
+    Code("X010", "fails when compiled as training runs it",
+         "Eagerly the loss works, but compiled as a training step compiles it (jax.jit; Keras' fit() on "
+         "TensorFlow, a tf.function that does not convert the loss's Python control flow and has a batch "
+         "dimension of unknown size) it raises, or computes another value or gradient: Python if on a tensor, "
+         ".numpy(), float(), x.shape[0] as a number, state read once at trace time."),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

@@ -511,6 +511,48 @@ def test_planted_jax_bug_is_caught_and_twin_passes(planted_jax, family):
     _planted(planted_jax, family)
 
 
+def _fails_compiled(doc, where: str, raised: str, fix: str, compiled_call: str) -> None:
+    """The planted `if` on a tensor is X010 alone, naming the line, the error and what to use instead;
+    its reproducer makes the compiled call."""
+    f = findings(entry(doc, "bug_X_branchy_mse"))
+    assert set(f) == {"X010"}, f
+    msg = f["X010"]["message"]
+    assert where in msg and raised in msg and fix in msg, msg
+    assert compiled_call in f["X010"]["details"]["script"]
+
+
+@pytest.mark.slow
+@pytest.mark.frameworks
+@needs_keras
+def test_a_keras_loss_that_fails_in_fit_is_x010_with_its_line_and_fix(planted_keras):
+    _fails_compiled(planted_keras, "under tf.function at planted_keras.py line", "OperatorNotAllowedInGraphError",
+                    "use tf.where or tf.cond", "compiled = tf.function(")
+    # in graph mode Keras takes the logits behind a tf.nn.softmax op: fit() undoes the double softmax
+    # that the eager calls measure (A002), so the two disagree
+    double = findings(entry(planted_keras, "bug_A_cross_entropy"))
+    assert {"A002", "X010"} <= set(double) and double["X010"]["message"].startswith("computes")
+
+
+@pytest.mark.slow
+@pytest.mark.frameworks
+@needs_jax
+def test_a_jax_loss_that_jit_cannot_trace_is_x010_with_its_line_and_fix(planted_jax):
+    _fails_compiled(planted_jax, "under jax.jit at planted_jax.py line", "TracerBoolConversionError",
+                    "use jnp.where or jax.lax.cond", "jax.jit(lambda predictions, targets: loss_fn(predictions, targets))")
+
+
+def test_compiled_fixes_name_what_to_do_instead():
+    from losscheck.audit.probes import _compiled_fix
+
+    class TracerBoolConversionError(Exception):
+        pass
+
+    assert "jnp.where" in _compiled_fix(TracerBoolConversionError("Attempted boolean conversion"))
+    assert "tf.shape(x)[0]" in _compiled_fix(ValueError("None values not supported."))
+    assert ".numpy()" in _compiled_fix(AttributeError("'SymbolicTensor' object has no attribute 'numpy'"))
+    assert _compiled_fix(RuntimeError("something else")) == ""
+
+
 @pytest.fixture(scope="module")
 def planted_keras(tmp_path_factory):
     if not installed("keras-tensorflow"):

@@ -223,6 +223,7 @@ def _audit(s: Subject, opts: Options, entry: dict, evaluator: Evaluator) -> None
         _run(entry, lambda: oracle_checks(s, opts, probe, ident), probe)
     if out.is_tensor:
         _run(entry, lambda: [probes.gradient(probe)], probe)
+        _run(entry, lambda: [probes.compiled(probe)], probe)
     _run(entry, lambda: probes.batch(probe), probe)
     _run(entry, lambda: [probes.broadcast(probe)], probe)
     _run(entry, lambda: [probes.integer_context(probe)], probe)
@@ -267,11 +268,7 @@ def _raised(exc, probe: Probe) -> dict:
     """The finding for a loss that raised inside a probe (X007 when it ran out of memory)."""
     code, what = ("X007", "ran out of memory") if exc.memory else ("X001", "raised")
     return result("execution", "fail", f"{what}: {probes._short(exc)}", code,
-                  {"traceback": _user_traceback(exc.original), "_arrays": probe.last_inputs})
-
-
-def _user_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-2000:]
+                  {"traceback": probes.traceback_text(exc.original), "_arrays": probe.last_inputs})
 
 
 def _device(probe: Probe, dev: str) -> dict:

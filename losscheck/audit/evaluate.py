@@ -1,6 +1,8 @@
 """Call a user's loss in its framework and differentiate it: value, gradient per differentiable
-argument, what it returned. Eager in every framework (JAX included: a loss with Python loops over
-the batch is measured as it runs op by op, and nothing is compiled per shape).
+argument, what it returned. torch and TensorFlow run eagerly; JAX runs one jit-compiled program per
+loss, op by op where the loss cannot be traced and while a Python loop's time is measured. The
+``compiled`` mode runs the loss as a compiled training step does instead (``jax.jit``, Keras'
+``fit()`` on TensorFlow), for the X010 check.
 
 A loss is a *factory* ``make(**context_tensors) -> callable`` (a class built with its context, a
 function with its context arguments bound, or a function that ignores the context), called with
@@ -24,6 +26,10 @@ class Output:
     type_name: str = ""
     dtype: str = ""                            # the returned tensor's dtype name
     note: str = ""                             # why no gradient could be taken (traced conversion...)
+
+
+#: how training compiles a loss, per framework (Keras: its backend's); torch trains eagerly
+COMPILER = {"jax": "jax.jit", "tensorflow": "tf.function"}
 
 
 def _dtype_name(d) -> str:
@@ -118,10 +124,13 @@ class Evaluator:
 
     def run(self, make: Callable[..., Callable], args: list[tuple[str, np.ndarray, bool]], context: dict[str, Any],
             dtype: str, *, want_grad: bool = True, cotangent: np.ndarray | None = None,
-            integer_context: bool = False, context_device: str | None = None) -> Output:
+            integer_context: bool = False, context_device: str | None = None,
+            compiled: tuple[str, ...] | None = None) -> Output:
         """Evaluate ``make(**context)(*args)``. ``args``: (name, array, differentiable) in call order;
         ``context``: {constructor argument: array} (built as tensors of ``dtype``, or of int64 with
-        ``integer_context``, on ``context_device`` when given)."""
+        ``integer_context``, on ``context_device`` when given). ``compiled``: run it as a compiled
+        training step does (:data:`COMPILER`), the arguments it names with a batch dimension of
+        unknown size; errors of the loss there are raised, not worked around."""
         ctx = {k: self.tensor(v, dtype, integer=integer_context and np.all(np.mod(v, 1) == 0), device=context_device)
                if isinstance(v, np.ndarray) else v for k, v in context.items()}
         if self.keras:
@@ -131,9 +140,16 @@ class Evaluator:
         watch = Watch(raise_=False)   # the settings the loss changes are put back
         try:
             with watch:
+                if compiled is not None:
+                    return getattr(self, f"_compiled_{self.framework}")(make, args, ctx, dtype, want_grad, compiled)
                 return getattr(self, f"_run_{self.framework}")(make, args, ctx, dtype, want_grad, cotangent)
         finally:
             self._note(watch)
+
+    @property
+    def compiler(self) -> str | None:
+        """How a compiled training step runs this framework's losses (None: training calls them eagerly)."""
+        return COMPILER.get(self.framework)
 
     def _run_torch(self, make, args, ctx, dtype, want_grad, cotangent) -> Output:
         torch = self.torch
@@ -191,12 +207,47 @@ class Evaluator:
                      for (n, _), g in zip(leaves, gs)}
         return Output(value, grads, True, "tf.Tensor", _dtype_name(out.dtype))
 
+    def _compiled_tensorflow(self, make, args, ctx, dtype, want_grad, batch_args) -> Output:
+        """Value and gradient in one ``tf.function`` as Keras' ``fit()`` builds it: no autograph for
+        the loss (Keras' code calls it, and autograph does not convert what unconverted code calls),
+        a batch dimension of unknown size (a ``tf.data`` batch, or the last, partial one)."""
+        tf = self.tf
+        tensors = [self.tensor(x, dtype) for _, x, _ in args]
+        fn = make(**ctx)
+        diff = [i for i, ((_, _, d), t) in enumerate(zip(args, tensors)) if want_grad and d and t.dtype.is_floating]
+        specs = [tf.TensorSpec([None, *t.shape[1:]] if n in batch_args and t.shape.rank else t.shape, t.dtype)
+                 for (n, _, _), t in zip(args, tensors)]
+
+        def step(*xs):
+            with tf.GradientTape() as tape:
+                for i in diff:
+                    tape.watch(xs[i])
+                out = fn(*xs)
+            if not diff or not (tf.is_tensor(out) and out.dtype.is_floating):
+                return out, {}
+            gs = tape.gradient(out, [xs[i] for i in diff])
+            return out, {args[i][0]: g for i, g in zip(diff, gs) if g is not None}
+
+        out, gs = tf.function(step, input_signature=specs, autograph=False)(*tensors)
+        grads = {args[i][0]: np.asarray(tf.cast(gs[args[i][0]], tf.float64).numpy()) if args[i][0] in gs else None
+                 for i in diff}
+        return Output(self.to_numpy(out), grads, True, "tf.Tensor", _dtype_name(out.dtype))
+
+    def _compiled_jax(self, make, args, ctx, dtype, want_grad, batch_args) -> Output:
+        tensors = tuple(self.tensor(x, dtype) for _, x, _ in args)
+        fn = make(**ctx)
+        return self._jax_compiled(fn, args, tensors, self._jax_diff(args, tensors, want_grad), None)
+
+    def _jax_diff(self, args, tensors, want_grad) -> tuple[int, ...]:
+        jnp = self.jnp
+        return tuple(i for i, ((_, x, d), t) in enumerate(zip(args, tensors))
+                     if want_grad and d and jnp.issubdtype(t.dtype, jnp.floating))
+
     def _run_jax(self, make, args, ctx, dtype, want_grad, cotangent) -> Output:
         jax, jnp = self.jax, self.jnp
         tensors = tuple(self.tensor(x, dtype) for _, x, _ in args)
         fn = make(**ctx)
-        diff = tuple(i for i, ((_, x, d), t) in enumerate(zip(args, tensors))
-                     if want_grad and d and jnp.issubdtype(t.dtype, jnp.floating))
+        diff = self._jax_diff(args, tensors, want_grad)
         if not self.eager and (id(fn), diff) not in self._untraceable:
             try:
                 return self._jax_compiled(fn, args, tensors, diff, cotangent)

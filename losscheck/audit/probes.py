@@ -8,6 +8,8 @@
 * broadcasting: the same samples as (N,) and as (N, 1), and constants the loss holds that only
   fit some widths (B005);
 * context tensors built as integers (D002) and left on the CPU (D003);
+* compiled as training runs it (``jax.jit``; Keras' ``fit()`` on TensorFlow): raising there, or
+  computing another value than eagerly (X010);
 * extreme inputs: NaN/Inf value or gradient (N001/N003);
 * time against the batch size (P001).
 
@@ -17,7 +19,10 @@ from __future__ import annotations
 
 import errno
 import math
+import os
+import sysconfig
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -86,7 +91,7 @@ class Probe:
         return round_to(self.dtype, x) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
 
     def call(self, arrays: dict[str, np.ndarray], *, want_grad: bool = True, integer_context: bool = False,
-             context_device: str | None = None, cotangent=None) -> Output:
+             context_device: str | None = None, cotangent=None, compiled: tuple[str, ...] | None = None) -> Output:
         self.last_inputs = arrays
         args = [(t.name, arrays[t.name], t.differentiable) for t in self.plan.call]
         ctx = {t.name: arrays[t.name] for t in self.plan.ctor}
@@ -94,7 +99,8 @@ class Probe:
         with np.errstate(all="ignore"):
             try:
                 return self.evaluator.run(self.make, args, ctx, self.dtype, want_grad=want_grad, cotangent=cotangent,
-                                          integer_context=integer_context, context_device=context_device)
+                                          integer_context=integer_context, context_device=context_device,
+                                          compiled=compiled)
             except OSError as exc:
                 if exc.errno == errno.EFBIG:
                     raise OutputLimit(str(exc)) from exc
@@ -420,6 +426,91 @@ def device(p: Probe, device: str) -> dict:
                       f"on {device}: {_short(exc)}; register the context with self.register_buffer so .to() moves it",
                       "D003")
     return result("context_device", "pass", f"context tensors follow the loss to {device}")
+
+
+# ---- compiled as training runs it ------------------------------------------------------------------------
+
+#: where each compiler runs the loss in training, for the messages
+TRAINED_BY = {"jax.jit": "a jit-compiled training step (and Keras' fit() on JAX)",
+              "tf.function": "Keras' fit() (no autograph for the loss, a batch dimension of unknown size)"}
+#: (exception type name, text in its message or "", what to do instead)
+COMPILED_FIXES = (
+    ("TracerBoolConversionError", "", "a Python if/while/and/or on a traced value: use jnp.where or jax.lax.cond"),
+    ("ConcretizationTypeError", "", "a traced value where Python needs a number (float(), a shape, a slice bound): "
+                                    "keep it in jax.numpy"),
+    ("TracerArrayConversionError", "", "NumPy on a traced value: use jax.numpy"),
+    ("TracerIntegerConversionError", "", "int() or an index from a traced value: use jnp.take or jax.lax.dynamic_slice"),
+    ("AttributeError", "numpy", ".numpy() on a graph tensor: compute with TensorFlow ops"),
+    ("NotImplementedError", "numpy", "NumPy on a graph tensor: compute with TensorFlow ops"),
+    ("OperatorNotAllowedInGraphError", "", "a Python if/while/for on a tensor: use tf.where or tf.cond (fit() does "
+                                           "not convert the loss's Python control flow)"),
+    ("", "None", "the batch dimension is unknown (None) inside fit(): use tf.shape(x)[0], not x.shape[0]"),
+)
+
+
+def _compiled_fix(exc: BaseException) -> str:
+    exc = exc.original if isinstance(exc, LossError) else exc
+    name, text = type(exc).__name__, str(exc)
+    for kind, words, fix in COMPILED_FIXES:
+        if (not kind or kind == name) and (not words or words in text):
+            return f"; {fix}"
+    return ""
+
+
+def compiled(p: Probe) -> dict:
+    """The loss compiled as training compiles it (``Evaluator.compiler``) against the loss run eagerly,
+    on the same inputs: raising there, or another value or gradient, is X010."""
+    how = p.evaluator.compiler
+    if how is None:
+        return result("compiled", "skip", "torch trains with eager calls (torch.compile runs what it cannot trace "
+                                          "eagerly): nothing to compare")
+    x = p.inputs(p.rng(700))
+    eager, p.evaluator.eager = p.evaluator.eager, True
+    try:
+        ref = p.call(x)
+    finally:
+        p.evaluator.eager = eager
+    if not ref.is_tensor:
+        return result("compiled", "skip", f"the loss returns {ref.type_name}, not a tensor")
+    batch = tuple(t.name for t in p.plan.call if t.shape[:1] == ("N",))
+    try:
+        got = p.call(x, compiled=batch)
+    except LossError as exc:
+        return result("compiled", "fail", f"raises under {how}{_user_frame(exc.original)}, as {TRAINED_BY[how]} runs "
+                      f"it: {_short(exc)}"
+                      f"{_compiled_fix(exc)}", "X010",
+                      {"compiler": how, "traceback": traceback_text(exc.original), "_arrays": x})
+    tol = "float32" if p.dtype == "float32" else "float64"
+    if not close(got.value, ref.value, tol):
+        return result("compiled", "fail", f"computes {_fmt(got.value)} under {how} and {_fmt(ref.value)} eagerly on "
+                      "the same inputs: it depends on how it is run (Python that runs once, when the loss is traced, "
+                      "is frozen into the program: random numbers, counters, values read with float() or NumPy; "
+                      "Keras on TensorFlow takes the logits behind a softmax op only in graph mode)", "X010",
+                      {"compiler": how, "compiled": np.asarray(got.value).tolist(),
+                       "eager": np.asarray(ref.value).tolist(), "_arrays": x})
+    for name, g in ref.grads.items():
+        h = got.grads.get(name)
+        if g is not None and h is not None and not close(h, g, tol):
+            return result("compiled", "fail", f"the gradient for {name!r} under {how} differs from the eager one on "
+                          f"the same inputs ({_fmt(h)} vs {_fmt(g)})", "X010", {"compiler": how, "_arrays": x})
+    return result("compiled", "pass", f"value and gradient under {how}, as {TRAINED_BY[how]} runs it, equal the eager "
+                                      "ones")
+
+
+def _user_frame(exc: BaseException) -> str:
+    """`` at line N (`code`)`` of the deepest frame outside losscheck, the installed packages and the
+    standard library: the user's line that raised."""
+    skip = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sysconfig.get_paths()["stdlib"],
+            "site-packages", "dist-packages")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not any(k in f.filename for k in skip)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" at {os.path.basename(f.filename)} line {f.lineno} (`{(f.line or '').strip()[:80]}`)"
+
+
+def traceback_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-2000:]
 
 
 # ---- numerics -------------------------------------------------------------------------------------------

@@ -66,4 +66,19 @@ def script(subject, probe, arrays: dict[str, np.ndarray], check: dict) -> str:
         if diff:
             lines += [f"grads = jax.grad(lambda {', '.join(diff)}: jnp.sum(loss_fn({args})), "
                       f"argnums={tuple(range(len(diff)))})({', '.join(diff)})", "print('grad:', grads)"]
+    if check["code"] == "X010":
+        lines += _compiled_call(probe, fw)
     return "\n".join(lines) + "\n"
+
+
+def _compiled_call(probe, fw: str) -> list[str]:
+    """The call as a compiled training step makes it (audit's X010 check), after the eager one."""
+    names = [t.name for t in probe.plan.call]
+    args = ", ".join(names)
+    if fw == "jax":
+        return [f"print('under jax.jit:', jax.jit(lambda {args}: loss_fn({args}))({args}))"]
+    specs = ", ".join(f"tf.TensorSpec([None, *{t.name}.shape[1:]], {t.name}.dtype)" if t.shape[:1] == ("N",)
+                      else f"tf.TensorSpec({t.name}.shape, {t.name}.dtype)" for t in probe.plan.call)
+    return ["# as Keras' fit() calls it: a tf.function without autograph, the batch dimension unknown",
+            f"compiled = tf.function(lambda {args}: loss_fn({args}), autograph=False, input_signature=[{specs}])",
+            f"print('compiled:', compiled({args}))"]

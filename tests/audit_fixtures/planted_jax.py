@@ -80,6 +80,18 @@ def ok_X_mse(predictions, targets):
     return jnp.mean((predictions - targets) ** 2)
 
 
+# X: a Python `if` on an array works eagerly and raises under jax.jit (X010)
+def bug_X_branchy_mse(predictions, targets):
+    if jnp.sum(jnp.abs(targets)) == 0:
+        return jnp.zeros(())
+    return jnp.mean((predictions - targets) ** 2)
+
+
+def ok_X_branchy_mse(predictions, targets):
+    mse = jnp.mean((predictions - targets) ** 2)
+    return jnp.where(jnp.sum(jnp.abs(targets)) == 0, 0.0, mse)
+
+
 # A: softmax before optax's softmax cross-entropy, which expects logits (a double softmax)
 def bug_A_cross_entropy(logits, labels):
     return jnp.mean(optax.softmax_cross_entropy(jax.nn.softmax(logits), labels))

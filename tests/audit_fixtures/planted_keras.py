@@ -69,7 +69,8 @@ def bug_P_pairwise_loss(embeddings):
 
 
 def ok_P_pairwise_loss(embeddings):
-    n = embeddings.shape[0]
+    # ops.shape, not .shape: inside fit() the batch dimension is None (X010)
+    n = ops.cast(ops.shape(embeddings)[0], embeddings.dtype)
     centred = embeddings - ops.mean(embeddings, axis=0)
     return 2.0 * ops.sum(ops.square(centred)) / n
 
@@ -81,6 +82,19 @@ def bug_X_mse(y_true, y_pred):
 
 def ok_X_mse(y_true, y_pred):
     return ops.mean(ops.square(y_true - y_pred))
+
+
+# X: a Python `if` on a tensor works eagerly, but fit() calls the loss in a tf.function without
+# autograph, where a tensor cannot be a Python bool (X010)
+def bug_X_branchy_mse(y_true, y_pred):
+    if ops.sum(ops.abs(y_true)) == 0:
+        return ops.zeros((), dtype=y_pred.dtype)
+    return ops.mean(ops.square(y_true - y_pred))
+
+
+def ok_X_branchy_mse(y_true, y_pred):
+    mse = ops.mean(ops.square(y_true - y_pred))
+    return ops.where(ops.sum(ops.abs(y_true)) == 0, ops.zeros_like(mse), mse)
 
 
 # A: softmax before a cross-entropy told that it gets logits (a double softmax). tf.nn.softmax, not
