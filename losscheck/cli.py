@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--runtime", action="append", help="restrict to a runtime (repeatable): torch, jax, keras-jax, ...")
     ck.add_argument("--dtype", action="append", choices=list(DTYPES), help="dtypes to test (default float64, float32)")
     ck.add_argument("--property", action="append", choices=list(NAMES),
-                    help="properties (default value and gradient; also batch, numerics, rank_mismatch, compat)")
+                    help="properties (default value and gradient; also batch, numerics, rank_mismatch, compat, device, "
+                         "compiled)")
     ck.add_argument("--examples", type=int, default=50, help="hypothesis examples per check (default 50)")
     ck.add_argument("--seed", type=int, default=0, help="base seed; every check derives its own from it")
     ck.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")

@@ -120,11 +120,23 @@ def reproducer(row: Mapping, context: Mapping[str, Any]) -> list[str]:
         ctor = float_ctor if is_float else other_ctor
         lines.append(f"{name} = " + ctor.format(lit=text, dtype=row["dtype"],
                                                  grad=", requires_grad=True" if grad else ""))
-    lines.append("loss = " + call_expression(fn, inputs, context.get("inputs_map")))
+    call = call_expression(fn, inputs, context.get("inputs_map"))
+    lines += _compiled(call, list(inputs), row["runtime"]) if row["property"] == "compiled" else ["loss = " + call]
     lines.append("print(loss)")
     if grad and framework == "torch":
         lines += ["loss.backward()", "print(" + ", ".join(f"{n}.grad" for n in inputs) + ")"]
     return lines
+
+
+def _compiled(call: str, names: list[str], runtime: str) -> list[str]:
+    """The call as the compiled check made it: under jax.jit, or in a tf.function as Keras' fit()
+    builds it (no autograph, the batch axis of unknown size)."""
+    args = ", ".join(names)
+    if runtime != "keras-tensorflow":
+        return ["import jax", f"loss = jax.jit(lambda {args}: {call})({args})"]
+    specs = ", ".join(f"tf.TensorSpec([None, *{n}.shape[1:]], {n}.dtype)" for n in names)
+    return ["import tensorflow as tf", "# as Keras' fit() calls it: no autograph, the batch size unknown",
+            f"loss = tf.function(lambda {args}: {call}, autograph=False, input_signature=[{specs}])({args})"]
 
 
 def failure_message(rows: list[dict], context: Mapping[str, Any]) -> str:

@@ -77,7 +77,7 @@ class Checker:
                  params: Mapping[str, Any] | None = None, framework: str | None = None,
                  name: str | None = None) -> list[dict]:
         """Check ``fn`` against catalog entry ``reference``'s oracle: ``properties`` (default value and
-        gradient) x ``dtypes`` x ``devices`` (default: the session's options), ``examples`` hypothesis
+        gradient, and compiled for JAX losses and Keras losses on JAX or TensorFlow) x ``dtypes`` x ``devices`` (default: the session's options), ``examples`` hypothesis
         examples per check. Arguments left out come from the test's ``@pytest.mark.losscheck``, then
         from the session's options. Fails the test if a check fails; returns the result rows."""
         __tracebackhide__ = True
@@ -87,6 +87,14 @@ class Checker:
         rows, context = check_user_loss(self.node, fn, {**marker_arguments(self.node), **given})
         conclude(rows, context, pytrace=True)
         return rows
+
+
+def user_default_properties(runtime: str) -> tuple[str, ...]:
+    """Value and gradient, and where training compiles the loss (JAX, Keras on JAX or TensorFlow),
+    the compiled check (X010)."""
+    from .frameworks import COMPILER_OF
+
+    return DEFAULT_PROPERTIES + (("compiled",) if runtime in COMPILER_OF else ())
 
 
 def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[dict], dict]:
@@ -106,7 +114,7 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     rows: list[dict] = []
     try:
         spec = spec_for(fn, reference, **common)
-        properties = _list(args.get("properties"), DEFAULT_PROPERTIES)
+        properties = _list(args.get("properties"), user_default_properties(spec.runtimes[0]))
         dtypes = _list(args.get("dtypes"), settings.dtypes)
         for device in _list(args.get("devices"), settings.devices):
             missing = device_missing(spec.runtimes[0], device)

@@ -242,9 +242,11 @@ def check_callable(fn: Callable, reference: str | LossSpec, *, properties: Itera
     bad = [p for p in properties if p not in NAMES]
     if bad:
         raise UsageError(f"unknown property {bad[0]!r}; expected one of {', '.join(NAMES)}")
+    from .properties import compiled
+
     rows = []
     for prop in properties:
+        n = min(examples, compiled.EXAMPLES) if prop == compiled.NAME else examples
         for dtype in dtypes:
-            rows.append(run_check(spec, Task(spec.id, spec.runtimes[0], prop, dtype, device),
-                                  examples=examples, seed=seed))
+            rows.append(run_check(spec, Task(spec.id, spec.runtimes[0], prop, dtype, device), examples=n, seed=seed))
     return rows

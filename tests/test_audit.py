@@ -542,15 +542,15 @@ def test_a_jax_loss_that_jit_cannot_trace_is_x010_with_its_line_and_fix(planted_
 
 
 def test_compiled_fixes_name_what_to_do_instead():
-    from losscheck.audit.probes import _compiled_fix
+    from losscheck.properties.compiled import fix_for
 
     class TracerBoolConversionError(Exception):
         pass
 
-    assert "jnp.where" in _compiled_fix(TracerBoolConversionError("Attempted boolean conversion"))
-    assert "tf.shape(x)[0]" in _compiled_fix(ValueError("None values not supported."))
-    assert ".numpy()" in _compiled_fix(AttributeError("'SymbolicTensor' object has no attribute 'numpy'"))
-    assert _compiled_fix(RuntimeError("something else")) == ""
+    assert "jnp.where" in fix_for(TracerBoolConversionError("Attempted boolean conversion"))
+    assert "tf.shape(x)[0]" in fix_for(ValueError("None values not supported."))
+    assert ".numpy()" in fix_for(AttributeError("'SymbolicTensor' object has no attribute 'numpy'"))
+    assert fix_for(RuntimeError("something else")) == ""
 
 
 @pytest.fixture(scope="module")

@@ -211,6 +211,72 @@ def test_correct_loss_passes_and_buggy_loss_fails_with_a_readable_message(pytest
                for r in doc["results"] if r["status"] == "fail")
 
 
+JAX_LOSSES = '''
+import jax.numpy as jnp
+
+
+def squared(predictions, targets):
+    return (predictions - targets) ** 2
+
+
+def branchy_squared(predictions, targets):
+    if jnp.any(jnp.isnan(predictions)):
+        return jnp.full_like(predictions, jnp.nan)
+    return (predictions - targets) ** 2
+
+
+def test_jittable(losscheck):
+    losscheck(squared, reference="optax.losses.squared_error")
+
+
+def test_not_jittable(losscheck):
+    losscheck(branchy_squared, reference="optax.losses.squared_error")
+'''
+
+
+def test_a_jax_loss_that_jit_cannot_trace_fails_the_test_with_x010(pytester):
+    """Eagerly its value and gradient are right; the compiled check (on by default for JAX) fails."""
+    needs("jax")
+    pytester.makepyfile(test_jax_losses=JAX_LOSSES)
+    result = pytester.runpytest_subprocess(*SMALL, "--losscheck-report", "out")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["E * FAIL compiled float64 on jax/cpu: X010 fails when compiled as training runs it*",
+                                 "*TracerBoolConversionError*use jnp.where or jax.lax.cond*"])
+    rows = _report(pytester.path / "out" / "report.json")["results"]
+    got = {(r["nodeid"].split("::")[1], r["property"], r["status"]) for r in rows}
+    assert ("test_not_jittable", "compiled", "fail") in got and ("test_not_jittable", "value", "pass") in got
+    assert {s for t, p, s in got if t == "test_jittable"} == {"pass"} and ("test_jittable", "compiled", "pass") in got
+
+
+KERAS_LOSSES = '''
+from keras import ops
+
+
+def guarded_mse(y_true, y_pred):
+    if ops.any(ops.isnan(y_pred)):
+        raise ValueError("NaN predictions")
+    return ops.mean(ops.square(y_true - y_pred), axis=-1)
+
+
+def test_fails_in_fit(losscheck):
+    losscheck(guarded_mse, reference="keras.losses.mean_squared_error", dtypes=["float32"])
+'''
+
+
+@pytest.mark.slow
+def test_a_keras_loss_that_fails_in_fit_fails_the_test_with_x010_and_a_fit_like_snippet(pytester):
+    needs("tensorflow")
+    pytester.makepyfile(test_keras_losses=KERAS_LOSSES)
+    result = pytester.runpytest_subprocess(*SMALL)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "E * FAIL compiled float32 on keras-tensorflow/cpu: X010 fails when compiled as training runs it*",
+        "*OperatorNotAllowedInGraphError*use tf.where or tf.cond*",
+        "E *loss = tf.function(lambda y_true, y_pred: guarded_mse(y_true=y_true, y_pred=y_pred), autograph=False, "
+        "input_signature=[[]tf.TensorSpec([[]None, *y_true.shape[[]1:[]][]], y_true.dtype)*"])
+    assert "FAIL value" not in result.stdout.str() and "FAIL gradient" not in result.stdout.str()
+
+
 def test_marker_checks_the_returned_loss_with_its_parameters(pytester):
     needs("torch")
     pytester.makepyfile(test_marked=MARKED_LOSSES)

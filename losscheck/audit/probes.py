@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..properties.compiled import TRAINED_BY, fix_for
 from ..tolerance import round_to
 from .evaluate import Evaluator, Output
 from .infer import Plan, build, extremes
@@ -430,33 +431,6 @@ def device(p: Probe, device: str) -> dict:
 
 # ---- compiled as training runs it ------------------------------------------------------------------------
 
-#: where each compiler runs the loss in training, for the messages
-TRAINED_BY = {"jax.jit": "a jit-compiled training step (and Keras' fit() on JAX)",
-              "tf.function": "Keras' fit() (no autograph for the loss, a batch dimension of unknown size)"}
-#: (exception type name, text in its message or "", what to do instead)
-COMPILED_FIXES = (
-    ("TracerBoolConversionError", "", "a Python if/while/and/or on a traced value: use jnp.where or jax.lax.cond"),
-    ("ConcretizationTypeError", "", "a traced value where Python needs a number (float(), a shape, a slice bound): "
-                                    "keep it in jax.numpy"),
-    ("TracerArrayConversionError", "", "NumPy on a traced value: use jax.numpy"),
-    ("TracerIntegerConversionError", "", "int() or an index from a traced value: use jnp.take or jax.lax.dynamic_slice"),
-    ("AttributeError", "numpy", ".numpy() on a graph tensor: compute with TensorFlow ops"),
-    ("NotImplementedError", "numpy", "NumPy on a graph tensor: compute with TensorFlow ops"),
-    ("OperatorNotAllowedInGraphError", "", "a Python if/while/for on a tensor: use tf.where or tf.cond (fit() does "
-                                           "not convert the loss's Python control flow)"),
-    ("", "None", "the batch dimension is unknown (None) inside fit(): use tf.shape(x)[0], not x.shape[0]"),
-)
-
-
-def _compiled_fix(exc: BaseException) -> str:
-    exc = exc.original if isinstance(exc, LossError) else exc
-    name, text = type(exc).__name__, str(exc)
-    for kind, words, fix in COMPILED_FIXES:
-        if (not kind or kind == name) and (not words or words in text):
-            return f"; {fix}"
-    return ""
-
-
 def compiled(p: Probe) -> dict:
     """The loss compiled as training compiles it (``Evaluator.compiler``) against the loss run eagerly,
     on the same inputs: raising there, or another value or gradient, is X010."""
@@ -478,7 +452,7 @@ def compiled(p: Probe) -> dict:
     except LossError as exc:
         return result("compiled", "fail", f"raises under {how}{_user_frame(exc.original)}, as {TRAINED_BY[how]} runs "
                       f"it: {_short(exc)}"
-                      f"{_compiled_fix(exc)}", "X010",
+                      f"{fix_for(exc.original)}", "X010",
                       {"compiler": how, "traceback": traceback_text(exc.original), "_arrays": x})
     tol = "float32" if p.dtype == "float32" else "float64"
     if not close(got.value, ref.value, tol):

@@ -25,6 +25,9 @@ ENGINE_OF = {"torch": "torch", "keras-torch": "torch", "jax": "jax", "keras-jax"
 REQUIRES = {"torch": ("torch",), "jax": ("jax", "optax"), "keras-tensorflow": ("keras", "tensorflow"),
             "keras-jax": ("keras", "jax"), "keras-torch": ("keras", "torch")}
 KERAS_BACKEND_OF = {"keras-tensorflow": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
+#: how a training step compiles a runtime's losses (Keras' fit() on each backend; a jitted JAX step);
+#: torch and Keras on torch train with eager calls
+COMPILER_OF = {"jax": "jax.jit", "keras-jax": "jax.jit", "keras-tensorflow": "tf.function"}
 
 
 def group_of(runtime: str) -> str:
@@ -80,9 +83,16 @@ class Runtime:
     def supports(self, dtype: str) -> bool:
         return dtype in self.engine.dtypes
 
-    def evaluate(self, build, args, case, dtype, cotangent=None, want_grad=True):
+    @property
+    def compiler(self) -> str | None:
+        return COMPILER_OF.get(self.name)
+
+    def evaluate(self, build, args, case, dtype, cotangent=None, want_grad=True, *, mode=None, batch_axes=None):
         """The engine's evaluation, with the framework settings the loss changes put back (a
-        :class:`~.guard.StateChanged` is raised when it changed one)."""
+        :class:`~.guard.StateChanged` is raised when it changed one). ``mode``: None, the engine's
+        own way; "eager", op by op; "compiled", as a training step compiles it (:attr:`compiler`;
+        ``batch_axes``: {argument: its batch axis}, of unknown size there), value and gradient
+        with a cotangent of ones, the loss's errors raised."""
         from .guard import StateChanged, Watch
 
         ns, engine = self.namespace, self.engine   # the engine's own settings (JAX x64) come first
@@ -90,6 +100,10 @@ class Runtime:
             ns.keras.config.set_floatx(dtype)
         try:
             with Watch():
+                if mode == "compiled":
+                    return engine.evaluate_compiled(build, ns, args, case, dtype, batch_axes or {})
+                if mode == "eager":
+                    return engine.evaluate_eager(build, ns, args, case, dtype)
                 return engine.evaluate(build, ns, args, case, dtype, cotangent, want_grad)
         except StateChanged:
             if hasattr(engine, "forget"):   # programs traced under the changed setting: trace again

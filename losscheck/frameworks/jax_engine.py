@@ -178,6 +178,42 @@ class JaxEngine:
         jax = self.jax
         return jax.jit(lambda args, cot: _value_and_vjp(jax, f, args, cot))(xs, _cotangent(cotangent))
 
+    def _eager_call(self, build, namespace, spec_args, case, dtype):
+        """(f, xs, others, names): the loss as a function of its differentiable inputs, on jax arrays."""
+        kinds = {a.name: a.kind for a in spec_args}
+        diff, const = split_inputs(spec_args, case, True)
+        names = list(diff)
+        xs = [self.tensor(diff[n], "float", dtype) for n in names]
+        others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
+        fn = build(namespace, self.convert_params(case.params, dtype))
+        return fn, names, xs, others
+
+    def evaluate_eager(self, build, namespace, spec_args, case, dtype) -> Evaluation:
+        """Op by op, outside any compiled program (as a user calls it at the prompt)."""
+        fn, names, xs, others = self._eager_call(build, namespace, spec_args, case, dtype)
+
+        def f(*args):
+            return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
+
+        if not names:
+            return self._wrap(f(), {})
+        out, grads = self._vjp_eager(f, xs, None)
+        return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)})
+
+    def evaluate_compiled(self, build, namespace, spec_args, case, dtype, batch_axes) -> Evaluation:
+        """Value and VJP in one ``jax.jit`` program as a training step builds it: every input a traced
+        argument (targets and masks too), hyper-parameters fixed. Untraceable losses raise."""
+        fn, names, xs, others = self._eager_call(build, namespace, spec_args, case, dtype)
+        jax = self.jax
+
+        def step(xs, others):
+            def f(*args):
+                return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
+            return (f(*xs), ()) if not names else _value_and_vjp(jax, f, xs, np.float64(1.0))
+
+        out, grads = jax.jit(step)(tuple(xs), others)
+        return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)})
+
     def _vjp_eager(self, f, xs, cotangent):
         out, vjp = self.jax.vjp(f, *xs)
         cot = self.jnp.asarray(ones_like_value(cotangent, np.shape(out))).astype(out.dtype)

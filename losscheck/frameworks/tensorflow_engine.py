@@ -59,6 +59,38 @@ class TensorFlowEngine:
                 grads = {n: None if g is None else _float64(tf.convert_to_tensor(g)) for n, g in zip(leaves, gs)}
         return Evaluation(value, grads, "tf.Tensor")
 
+    def evaluate_eager(self, build, namespace, spec_args, case, dtype) -> Evaluation:
+        return self.evaluate(build, namespace, spec_args, case, dtype)
+
+    def evaluate_compiled(self, build, namespace, spec_args, case, dtype, batch_axes) -> Evaluation:
+        """Value and gradient in one ``tf.function`` as Keras' ``fit()`` builds it: no autograph for the
+        loss (Keras' code calls it, and autograph does not convert what unconverted code calls), the
+        batch dimension of unknown size (a ``tf.data`` batch, or the last, partial one)."""
+        tf = self.tf
+        kinds = {a.name: a.kind for a in spec_args}
+        diff, const = split_inputs(spec_args, case, True)
+        with tf.device(self.device):
+            tensors = {n: self.tensor(x, "float", dtype) for n, x in diff.items()}
+            tensors.update({n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()})
+            names = list(tensors)
+            specs = [tf.TensorSpec([None if i == batch_axes.get(n) else d for i, d in enumerate(tensors[n].shape)],
+                                   tensors[n].dtype) for n in names]
+            fn = build(namespace, self.convert_params(case.params, dtype))
+
+            def step(*xs):
+                given = dict(zip(names, xs))
+                with tf.GradientTape() as tape:
+                    for n in diff:
+                        tape.watch(given[n])
+                    out = call_in_order(fn, spec_args, given)
+                if not diff or not (tf.is_tensor(out) and out.dtype.is_floating):
+                    return out, {}
+                gs = tape.gradient(out, [given[n] for n in diff])
+                return out, {n: g for n, g in zip(diff, gs) if g is not None}
+
+            out, gs = tf.function(step, input_signature=specs, autograph=False)(*tensors.values())
+        return Evaluation(_float64(out), {n: _float64(gs[n]) if n in gs else None for n in diff}, "tf.Tensor")
+
     def versions(self) -> dict:
         return {"tensorflow": self.tf.__version__}
 

@@ -48,11 +48,12 @@ def rounded(case: Case, dtype: str, runtime: str | None = None) -> Case:
     return Case(inputs, params, dtype=dtype, runtime=case.runtime if runtime is None else runtime)
 
 
-def evaluate(spec, runtime, case, dtype, cotangent=None, want_grad=False):
-    """Call the framework; any exception from the loss becomes an X001 finding, an input it wrote
-    into an X008 one, a framework setting it changed (and the runtime put back) an X009 one."""
+def evaluate(spec, runtime, case, dtype, cotangent=None, want_grad=False, mode=None):
+    """Call the framework (``mode``: see ``Runtime.evaluate``); any exception from the loss becomes
+    an X001 finding, an input it wrote into an X008 one, a framework setting it changed (and the
+    runtime put back) an X009 one."""
     try:
-        return runtime.evaluate(spec.call, spec.args, case, dtype, cotangent, want_grad)
+        return runtime.evaluate(spec.call, spec.args, case, dtype, cotangent, want_grad, mode=mode)
     except Finding:
         raise
     except Hostile as exc:

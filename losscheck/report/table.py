@@ -30,7 +30,7 @@ SEVERITY = {s: len(STATUS_ORDER) - i for i, s in enumerate(STATUS_ORDER)}
 FAILING = ("fail", "xpass", "error")
 KNOWN = ("deviation", "xfail")
 RUNTIME_ORDER = ("torch", "jax", "keras-tensorflow", "keras-jax", "keras-torch")
-PROPERTY_ORDER = ("value", "gradient", "batch", "numerics", "rank_mismatch", "compat")
+PROPERTY_ORDER = ("value", "gradient", "batch", "numerics", "rank_mismatch", "compat", "device", "compiled")
 DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
 _URL = re.compile(r"https?://[^\s()<>\"']+")
 
