@@ -77,7 +77,8 @@ class Checker:
                  params: Mapping[str, Any] | None = None, framework: str | None = None,
                  name: str | None = None) -> list[dict]:
         """Check ``fn`` against catalog entry ``reference``'s oracle: ``properties`` (default value and
-        gradient, and compiled for JAX losses and Keras losses on JAX or TensorFlow) x ``dtypes`` x ``devices`` (default: the session's options), ``examples`` hypothesis
+        gradient, and compiled for JAX losses and Keras losses on JAX or TensorFlow) x ``dtypes`` x
+        ``devices`` (default: the session's options), ``examples`` hypothesis
         examples per check. Arguments left out come from the test's ``@pytest.mark.losscheck``, then
         from the session's options. Fails the test if a check fails; returns the result rows."""
         __tracebackhide__ = True

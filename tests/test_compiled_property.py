@@ -69,3 +69,35 @@ def test_keras_losses_compile_in_a_fit_like_tf_function(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = json.loads(out.read_text())["results"]
     assert len(rows) == 4 and {r["status"] for r in rows} == {"pass"}
+
+
+@pytest.mark.skipif(not installed("jax"), reason="JAX/optax is not installed")
+def test_optax_dice_without_the_activation_cannot_be_jitted_and_is_recorded():
+    """optax validates apply_softmax=False inputs with a Python if: X010, recorded for the three Dice losses."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from losscheck import catalog
+
+    p, t = jnp.array([[0.5, 0.5]]), jnp.array([[1.0, 0.0]])
+    assert float(optax.losses.dice_loss(p, t, apply_softmax=False)[0]) == pytest.approx(0.171428, abs=1e-6)
+    with pytest.raises(jax.errors.TracerBoolConversionError):
+        jax.jit(lambda p, t: optax.losses.dice_loss(p, t, apply_softmax=False))(p, t)
+    assert float(jax.jit(optax.losses.dice_loss)(p, t)[0]) == pytest.approx(0.171428, abs=1e-6)
+    # binary_dice_loss(apply_sigmoid=False) also raises eagerly on most inputs (recorded X001)
+    for name, codes in (("dice_loss", {"X010"}), ("multiclass_generalized_dice_loss", {"X010"}),
+                        ("binary_dice_loss", {"X010", "X001"})):
+        spec = catalog.get(f"optax.losses.{name}")
+        row = run_check(spec, Task(spec.id, "jax", "compiled", "float64"), examples=5, seed=0)
+        assert row["status"] == "xfail" and row["code"] in codes, (name, row["status"], row["message"])
+
+
+def test_value_and_gradient_records_cover_the_compiled_property_only_for_the_code_they_name():
+    from losscheck.catalog.spec import Expected
+
+    raises = Expected("the eager call raises", property="gradient", code="X001")
+    broad = Expected("a gradient that is off", property="gradient")
+    assert raises.matches("compiled", "float32", "jax", code="X001")
+    assert not broad.matches("compiled", "float32", "jax", code="X010")
+    assert not Expected("x", property="value", code="X010").matches("compiled", "float64", "jax", code="X010")

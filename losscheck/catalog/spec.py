@@ -80,14 +80,15 @@ class Expected:
     def _covers(self, prop: str) -> bool:
         """The numerics property runs the value and gradient checks on extreme inputs, and the batch
         property evaluates the loss on tiled and smaller batches, so an expectation scoped to value or
-        gradient covers them too. The device property calls the loss and its gradient again: there
-        such an expectation covers only the code it names (a call that raises), never D005/D006."""
+        gradient covers them too. The device and compiled properties call the loss and its gradient
+        again: there such an expectation covers only the code it names (a call that raises), never
+        D005/D006 or the compiled program's X010."""
         if self.property in (None, prop):
             return True
         if self.property not in ("value", "gradient"):
             return False
-        return prop in ("numerics", "batch") or (prop == "device" and self.code is not None
-                                                 and not self.code.startswith("D"))
+        return prop in ("numerics", "batch") or (prop in ("device", "compiled") and self.code is not None
+                                                 and not self.code.startswith("D") and self.code != "X010")
 
     def matches(self, prop: str, dtype: str, runtime: str, case: "Case | None" = None,
                 code: str | None = None) -> bool:

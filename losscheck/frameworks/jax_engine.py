@@ -179,7 +179,8 @@ class JaxEngine:
         return jax.jit(lambda args, cot: _value_and_vjp(jax, f, args, cot))(xs, _cotangent(cotangent))
 
     def _eager_call(self, build, namespace, spec_args, case, dtype):
-        """(f, xs, others, names): the loss as a function of its differentiable inputs, on jax arrays."""
+        """(the built loss, the differentiable inputs' names, their arrays, the other inputs' arrays),
+        as jax arrays on the runtime's device."""
         kinds = {a.name: a.kind for a in spec_args}
         diff, const = split_inputs(spec_args, case, True)
         names = list(diff)
