@@ -196,7 +196,8 @@ def pairwise_loop(embeddings):
 
 
 def pairwise_vectorised(embeddings):
-    n = embeddings.shape[0]
+    # ops.shape, not .shape: inside fit() the batch size is unknown (None), X010
+    n = ops.cast(ops.shape(embeddings)[0], embeddings.dtype)
     centred = embeddings - ops.mean(embeddings, axis=0)
     return 2.0 * ops.sum(ops.square(centred)) / n
 
