@@ -200,6 +200,12 @@ def mse(predictions, targets):
     return jnp.mean((predictions - targets) ** 2)
 
 
+def mse_python_if(predictions, targets):
+    if jnp.any(jnp.isnan(predictions)):   # a traced array is no Python bool: raises under jax.jit
+        return jnp.full((), jnp.nan)
+    return jnp.mean((predictions - targets) ** 2)
+
+
 def squared_error_per_feature(predictions, targets):
     return jnp.mean((predictions - targets) ** 2, axis=0)   # reduces the batch where optax keeps every element
 
@@ -269,6 +275,7 @@ MUTANTS = [
     M("jax.pairwise_loop", "P", "Python double loop over the pairs of samples", pairwise_loop, pairwise_vectorised,
       via="audit"),
     # X
+    M("jax.python_if", "X", "a Python if on an array: raises under jax.jit", mse_python_if, mse, via="audit"),
     M("jax.returns_float", "X", "float() of the loss: a Python number", mse_python_float, mse, via="audit"),
     M("jax.per_feature_output", "X", "reduces the batch axis where optax keeps every element",
       squared_error_per_feature, squared_error, "optax.losses.squared_error"),

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from .record import Mutant
+from .record import CHECK_PROPERTIES, Mutant
 
 M = partial(Mutant, framework="keras")
 
@@ -212,6 +212,12 @@ def mse_scalar(y_true, y_pred):
     return ops.mean(ops.square(y_true - y_pred))
 
 
+def mse_python_if(y_true, y_pred):
+    if ops.any(ops.isnan(y_pred)):   # fit() calls the loss without autograph: a tensor is no Python bool
+        raise ValueError("NaN predictions")
+    return ops.mean(ops.square(y_pred - y_true), axis=-1)
+
+
 def mse_per_feature(y_true, y_pred):
     return ops.mean(ops.square(y_pred - y_true), axis=0)   # reduces the batch: one value per feature
 
@@ -300,6 +306,8 @@ MUTANTS = [
     M("keras.pairwise_loop", "P", "Python double loop over the pairs of samples", pairwise_loop,
       pairwise_vectorised, via="audit"),
     # X
+    M("keras.python_if", "X", "a Python if on a tensor: raises in fit()", mse_python_if, mse,
+      "keras.losses.mean_squared_error", properties=CHECK_PROPERTIES + ("compiled",)),
     M("keras.returns_float", "X", "float() of the loss: a Python number", mse_python_float, mse_scalar,
       via="audit"),
     M("keras.per_feature_output", "X", "reduces the batch axis: one value per feature", mse_per_feature, mse,
