@@ -101,3 +101,20 @@ def test_value_and_gradient_records_cover_the_compiled_property_only_for_the_cod
     assert raises.matches("compiled", "float32", "jax", code="X001")
     assert not broad.matches("compiled", "float32", "jax", code="X010")
     assert not Expected("x", property="value", code="X010").matches("compiled", "float64", "jax", code="X010")
+
+
+def test_the_audit_names_the_users_line_not_losschecks_or_a_packages():
+    """The deepest frame outside losscheck, the standard library and installed packages, even in a
+    directory whose name starts like losscheck's own."""
+    import os
+
+    import losscheck
+    from losscheck.audit.probes import _user_frame
+
+    beside = os.path.dirname(os.path.abspath(losscheck.__file__)) + "_examples"   # not created: a name only
+    namespace: dict = {}
+    exec(compile("def loss(x):\n    return int('not a number')\n", os.path.join(beside, "user_loss.py"), "exec"),
+         namespace)
+    with pytest.raises(ValueError) as raised:
+        namespace["loss"](1)
+    assert _user_frame(raised.value).startswith(" at user_loss.py line 2 ")

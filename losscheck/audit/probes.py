@@ -474,9 +474,11 @@ def compiled(p: Probe) -> dict:
 def _user_frame(exc: BaseException) -> str:
     """`` at line N (`code`)`` of the deepest frame outside losscheck, the installed packages and the
     standard library: the user's line that raised."""
-    skip = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sysconfig.get_paths()["stdlib"],
-            "site-packages", "dist-packages")
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not any(k in f.filename for k in skip)]
+    dirs = tuple(os.path.join(d, "") for d in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                sysconfig.get_paths()["stdlib"]))
+    packages = tuple(f"{os.sep}{d}{os.sep}" for d in ("site-packages", "dist-packages"))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(dirs) and not any(k in f.filename for k in packages)]
     if not frames:
         return ""
     f = frames[-1]
