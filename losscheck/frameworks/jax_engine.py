@@ -203,16 +203,26 @@ class JaxEngine:
 
     def evaluate_compiled(self, build, namespace, spec_args, case, dtype, batch_axes) -> Evaluation:
         """Value and VJP in one ``jax.jit`` program as a training step builds it: every input a traced
-        argument (targets and masks too), hyper-parameters fixed. Untraceable losses raise."""
-        fn, names, xs, others = self._eager_call(build, namespace, spec_args, case, dtype)
+        argument (targets, masks and array parameters such as weights too), scalar hyper-parameters
+        fixed. Untraceable losses raise."""
         jax = self.jax
+        kinds = {a.name: a.kind for a in spec_args}
+        diff, const = split_inputs(spec_args, case, True)
+        names = list(diff)
+        xs = tuple(self.tensor(diff[n], "float", dtype) for n in names)
+        others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
+        params = self.convert_params(case.params, dtype)
+        arrays = {k: v for k, v in params.items() if isinstance(v, jax.Array)}
+        fixed = {k: v for k, v in params.items() if k not in arrays}
 
-        def step(xs, others):
+        def step(xs, others, arrays):
+            fn = build(namespace, {**fixed, **arrays})
+
             def f(*args):
                 return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
             return (f(*xs), ()) if not names else _value_and_vjp(jax, f, xs, np.float64(1.0))
 
-        out, grads = jax.jit(step)(tuple(xs), others)
+        out, grads = jax.jit(step)(xs, others, arrays)
         return self._wrap(out, {n: np.asarray(g, dtype=np.float64) for n, g in zip(names, grads)})
 
     def _vjp_eager(self, f, xs, cotangent):
