@@ -178,20 +178,20 @@ class JaxEngine:
         jax = self.jax
         return jax.jit(lambda args, cot: _value_and_vjp(jax, f, args, cot))(xs, _cotangent(cotangent))
 
-    def _eager_call(self, build, namespace, spec_args, case, dtype):
-        """(the built loss, the differentiable inputs' names, their arrays, the other inputs' arrays),
+    def _arrays(self, spec_args, case, dtype):
+        """(the differentiable inputs' names, their arrays, the other inputs' arrays, the parameters),
         as jax arrays on the runtime's device."""
         kinds = {a.name: a.kind for a in spec_args}
         diff, const = split_inputs(spec_args, case, True)
         names = list(diff)
-        xs = [self.tensor(diff[n], "float", dtype) for n in names]
+        xs = tuple(self.tensor(diff[n], "float", dtype) for n in names)
         others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
-        fn = build(namespace, self.convert_params(case.params, dtype))
-        return fn, names, xs, others
+        return names, xs, others, self.convert_params(case.params, dtype)
 
     def evaluate_eager(self, build, namespace, spec_args, case, dtype) -> Evaluation:
         """Op by op, outside any compiled program (as a user calls it at the prompt)."""
-        fn, names, xs, others = self._eager_call(build, namespace, spec_args, case, dtype)
+        names, xs, others, params = self._arrays(spec_args, case, dtype)
+        fn = build(namespace, params)
 
         def f(*args):
             return call_in_order(fn, spec_args, {**dict(zip(names, args)), **others})
@@ -206,12 +206,7 @@ class JaxEngine:
         argument (targets, masks and array parameters such as weights too), scalar hyper-parameters
         fixed. Untraceable losses raise."""
         jax = self.jax
-        kinds = {a.name: a.kind for a in spec_args}
-        diff, const = split_inputs(spec_args, case, True)
-        names = list(diff)
-        xs = tuple(self.tensor(diff[n], "float", dtype) for n in names)
-        others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
-        params = self.convert_params(case.params, dtype)
+        names, xs, others, params = self._arrays(spec_args, case, dtype)
         arrays = {k: v for k, v in params.items() if isinstance(v, jax.Array)}
         fixed = {k: v for k, v in params.items() if k not in arrays}
 
