@@ -131,12 +131,23 @@ def reproducer(row: Mapping, context: Mapping[str, Any]) -> list[str]:
 def _compiled(call: str, names: list[str], runtime: str) -> list[str]:
     """The call as the compiled check made it: under jax.jit, or in a tf.function as Keras' fit()
     builds it (no autograph, the batch axis of unknown size)."""
-    args = ", ".join(names)
     if runtime != "keras-tensorflow":
-        return ["import jax", f"loss = jax.jit(lambda {args}: {call})({args})"]
-    specs = ", ".join(f"tf.TensorSpec([None, *{n}.shape[1:]], {n}.dtype)" for n in names)
+        return ["import jax", "loss = " + compiled_expression(call, names, "jax.jit")]
     return ["import tensorflow as tf", "# as Keras' fit() calls it: no autograph, the batch size unknown",
-            f"loss = tf.function(lambda {args}: {call}, autograph=False, input_signature=[{specs}])({args})"]
+            "loss = " + compiled_expression(call, names, "tf.function", batched=names)]
+
+
+def compiled_expression(call: str, names: list[str], compiler: str, batched: Iterable[str] = ()) -> str:
+    """Python source evaluating ``call`` (an expression of ``names``) the way the compiled check does:
+    under ``jax.jit``, or in a ``tf.function`` without autograph whose ``batched`` arguments have a
+    leading axis of unknown size. Shared by the plugin's snippet and the audit's reproducer."""
+    args = ", ".join(names)
+    if compiler == "jax.jit":
+        return f"jax.jit(lambda {args}: {call})({args})"
+    batched = set(batched)
+    specs = ", ".join(f"tf.TensorSpec([None, *{n}.shape[1:]], {n}.dtype)" if n in batched
+                      else f"tf.TensorSpec({n}.shape, {n}.dtype)" for n in names)
+    return f"tf.function(lambda {args}: {call}, autograph=False, input_signature=[{specs}])({args})"
 
 
 def failure_message(rows: list[dict], context: Mapping[str, Any]) -> str:

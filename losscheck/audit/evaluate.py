@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..frameworks import COMPILER_OF
 from ..frameworks.guard import Hostile, Watch
 
 
@@ -29,7 +30,7 @@ class Output:
 
 
 #: how training compiles a loss, per framework (Keras: its backend's); torch trains eagerly
-COMPILER = {"jax": "jax.jit", "tensorflow": "tf.function"}
+COMPILER = {fw: COMPILER_OF[rt] for fw, rt in (("jax", "jax"), ("tensorflow", "keras-tensorflow"))}
 
 
 def _dtype_name(d) -> str:
@@ -208,29 +209,15 @@ class Evaluator:
         return Output(value, grads, True, "tf.Tensor", _dtype_name(out.dtype))
 
     def _compiled_tensorflow(self, make, args, ctx, dtype, want_grad, batch_args) -> Output:
-        """Value and gradient in one ``tf.function`` as Keras' ``fit()`` builds it: no autograph for
-        the loss (Keras' code calls it, and autograph does not convert what unconverted code calls),
-        a batch dimension of unknown size (a ``tf.data`` batch, or the last, partial one)."""
+        from ..frameworks.tensorflow_engine import fit_like_value_and_grads
+
         tf = self.tf
         tensors = [self.tensor(x, dtype) for _, x, _ in args]
         fn = make(**ctx)
         diff = [i for i, ((_, _, d), t) in enumerate(zip(args, tensors)) if want_grad and d and t.dtype.is_floating]
-        specs = [tf.TensorSpec([None, *t.shape[1:]] if n in batch_args and t.shape.rank else t.shape, t.dtype)
-                 for (n, _, _), t in zip(args, tensors)]
-
-        def step(*xs):
-            with tf.GradientTape() as tape:
-                for i in diff:
-                    tape.watch(xs[i])
-                out = fn(*xs)
-            if not diff or not (tf.is_tensor(out) and out.dtype.is_floating):
-                return out, {}
-            gs = tape.gradient(out, [xs[i] for i in diff])
-            return out, {args[i][0]: g for i, g in zip(diff, gs) if g is not None}
-
-        out, gs = tf.function(step, input_signature=specs, autograph=False)(*tensors)
-        grads = {args[i][0]: np.asarray(tf.cast(gs[args[i][0]], tf.float64).numpy()) if args[i][0] in gs else None
-                 for i in diff}
+        axes = [0 if n in batch_args and t.shape.rank else None for (n, _, _), t in zip(args, tensors)]
+        out, gs = fit_like_value_and_grads(tf, fn, tensors, diff, axes)
+        grads = {args[i][0]: np.asarray(tf.cast(gs[i], tf.float64).numpy()) if i in gs else None for i in diff}
         return Output(self.to_numpy(out), grads, True, "tf.Tensor", _dtype_name(out.dtype))
 
     def _compiled_jax(self, make, args, ctx, dtype, want_grad, batch_args) -> Output:

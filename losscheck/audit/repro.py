@@ -73,12 +73,12 @@ def script(subject, probe, arrays: dict[str, np.ndarray], check: dict) -> str:
 
 def _compiled_call(probe, fw: str) -> list[str]:
     """The call as a compiled training step makes it (audit's X010 check), after the eager one."""
+    from ..pytest_messages import compiled_expression
+
     names = [t.name for t in probe.plan.call]
-    args = ", ".join(names)
+    call = f"loss_fn({', '.join(names)})"
     if fw == "jax":
-        return [f"print('under jax.jit:', jax.jit(lambda {args}: loss_fn({args}))({args}))"]
-    specs = ", ".join(f"tf.TensorSpec([None, *{t.name}.shape[1:]], {t.name}.dtype)" if t.shape[:1] == ("N",)
-                      else f"tf.TensorSpec({t.name}.shape, {t.name}.dtype)" for t in probe.plan.call)
+        return [f"print('under jax.jit:', {compiled_expression(call, names, 'jax.jit')})"]
+    batched = [t.name for t in probe.plan.call if t.shape[:1] == ("N",)]
     return ["# as Keras' fit() calls it: a tf.function without autograph, the batch dimension unknown",
-            f"compiled = tf.function(lambda {args}: loss_fn({args}), autograph=False, input_signature=[{specs}])",
-            f"print('compiled:', compiled({args}))"]
+            f"compiled = {compiled_expression(call, names, 'tf.function', batched)}", "print('compiled:', compiled)"]

@@ -63,36 +63,43 @@ class TensorFlowEngine:
         return self.evaluate(build, namespace, spec_args, case, dtype)
 
     def evaluate_compiled(self, build, namespace, spec_args, case, dtype, batch_axes) -> Evaluation:
-        """Value and gradient in one ``tf.function`` as Keras' ``fit()`` builds it: no autograph for the
-        loss (Keras' code calls it, and autograph does not convert what unconverted code calls), the
-        batch dimension of unknown size (a ``tf.data`` batch, or the last, partial one)."""
-        tf = self.tf
+        """Value and gradient as Keras' ``fit()`` computes them (:func:`fit_like_value_and_grads`)."""
         kinds = {a.name: a.kind for a in spec_args}
         diff, const = split_inputs(spec_args, case, True)
-        with tf.device(self.device):
+        with self.tf.device(self.device):
             tensors = {n: self.tensor(x, "float", dtype) for n, x in diff.items()}
             tensors.update({n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()})
             names = list(tensors)
-            specs = [tf.TensorSpec([None if i == batch_axes.get(n) else d for i, d in enumerate(tensors[n].shape)],
-                                   tensors[n].dtype) for n in names]
             fn = build(namespace, self.convert_params(case.params, dtype))
-
-            def step(*xs):
-                given = dict(zip(names, xs))
-                with tf.GradientTape() as tape:
-                    for n in diff:
-                        tape.watch(given[n])
-                    out = call_in_order(fn, spec_args, given)
-                if not diff or not (tf.is_tensor(out) and out.dtype.is_floating):
-                    return out, {}
-                gs = tape.gradient(out, [given[n] for n in diff])
-                return out, {n: g for n, g in zip(diff, gs) if g is not None}
-
-            out, gs = tf.function(step, input_signature=specs, autograph=False)(*tensors.values())
-        return Evaluation(_float64(out), {n: _float64(gs[n]) if n in gs else None for n in diff}, "tf.Tensor")
+            out, gs = fit_like_value_and_grads(
+                self.tf, lambda *xs: call_in_order(fn, spec_args, dict(zip(names, xs))), list(tensors.values()),
+                list(range(len(diff))), [batch_axes.get(n) for n in names])
+        return Evaluation(_float64(out), {n: _float64(gs[i]) if i in gs else None for i, n in enumerate(diff)},
+                          "tf.Tensor")
 
     def versions(self) -> dict:
         return {"tensorflow": self.tf.__version__}
+
+
+def fit_like_value_and_grads(tf, fn, tensors, diff, batch_axes):
+    """``fn(*tensors)`` and its gradients {index in ``diff``: gradient} in one ``tf.function`` as Keras'
+    ``fit()`` builds it: no autograph for the loss (Keras' code calls it, and autograph does not
+    convert what unconverted code calls), each tensor's ``batch_axes`` entry (None: none) of unknown
+    size (a ``tf.data`` batch, or the last, partial one). Used by the engine and the audit."""
+    specs = [tf.TensorSpec([None if i == axis else d for i, d in enumerate(t.shape)], t.dtype)
+             for t, axis in zip(tensors, batch_axes)]
+
+    def step(*xs):
+        with tf.GradientTape() as tape:
+            for i in diff:
+                tape.watch(xs[i])
+            out = fn(*xs)
+        if not diff or not (tf.is_tensor(out) and out.dtype.is_floating):
+            return out, {}
+        gs = tape.gradient(out, [xs[i] for i in diff])
+        return out, {i: g for i, g in zip(diff, gs) if g is not None}
+
+    return tf.function(step, input_signature=specs, autograph=False)(*tensors)
 
 
 def _float64(t) -> np.ndarray:
