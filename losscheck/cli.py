@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--property", action="append", choices=list(NAMES),
                     help="properties (default value and gradient; also batch, numerics, rank_mismatch, compat, device, "
                          "compiled)")
+    ck.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where the losses run (default cpu); a runtime whose framework sees no GPU is skipped")
     ck.add_argument("--examples", type=int, default=50, help="hypothesis examples per check (default 50)")
     ck.add_argument("--seed", type=int, default=0, help="base seed; every check derives its own from it")
     ck.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: CPU count)")
@@ -267,6 +269,19 @@ def _select(args):
     return specs, runtimes or None
 
 
+def _on_a_gpu(tasks, seed):
+    """(the tasks whose framework sees a GPU here, skip rows for the others)."""
+    from . import catalog, runner
+    from .frameworks import ENGINE_OF
+    from .nightly import gpu_engines
+
+    engines = gpu_engines()
+    keep = [t for t in tasks if ENGINE_OF[t.runtime] in engines]
+    skipped = [runner.skipped_row(catalog.get(t.spec_id), t, seed, f"no cuda device for {ENGINE_OF[t.runtime]} "
+                                  "on this machine") for t in tasks if ENGINE_OF[t.runtime] not in engines]
+    return keep, skipped
+
+
 def cmd_check(args) -> int:
     from . import runner
     from .properties import DEFAULT
@@ -274,12 +289,16 @@ def cmd_check(args) -> int:
 
     specs, runtimes = _select(args)
     tasks = runner.plan(specs, properties=args.property or list(DEFAULT),
-                        dtypes=args.dtype or ["float64", "float32"], runtimes=runtimes)
+                        dtypes=args.dtype or ["float64", "float32"], runtimes=runtimes, device=args.device)
     if not tasks:
         raise UsageError("nothing to check: the filters exclude every catalog entry")
-    with console.Progress(len(tasks), enabled=not args.quiet) as progress:
+    tasks, no_gpu = _on_a_gpu(tasks, args.seed) if args.device != "cpu" else (tasks, [])
+    with console.Progress(len(tasks) + len(no_gpu), enabled=not args.quiet) as progress:
+        for row in no_gpu:
+            progress.advance(row)
         rows, versions = runner.run(tasks, examples=args.examples, seed=args.seed, jobs=args.jobs,
                                     on_row=progress.advance)
+    rows = no_gpu + rows
     console.print_summary(rows)
     if args.json:
         json_report.write(args.json, rows, versions=versions, seed=args.seed, examples=args.examples,

@@ -59,8 +59,9 @@ def case_fields(case) -> dict:
 
 
 def repro_command(task: Task, seed: int, examples: int) -> str:
+    device = "" if task.device == "cpu" else f" --device {task.device}"
     return (f"losscheck check {task.spec_id} --runtime {task.runtime} --property {task.property} "
-            f"--dtype {task.dtype} --seed {seed} --examples {examples}")
+            f"--dtype {task.dtype}{device} --seed {seed} --examples {examples}")
 
 
 def _base_row(spec, task: Task, seed: int, examples: int) -> dict:
@@ -97,6 +98,10 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     row = _base_row(spec, task, seed, examples)
     started = time.perf_counter()
     runtime = get_runtime(task.runtime, task.device)
+    missing = _missing_api(spec.id, runtime)
+    if missing:
+        row.update(status="skip", reason=missing, duration_s=round(time.perf_counter() - started, 4))
+        return row
     if task.property == "compat":
         return _run_compat(spec, runtime, row, started)
     if task.property.startswith("compare:"):  # `losscheck compare`: one spec's members in one group
@@ -198,6 +203,15 @@ def run_check(spec, task: Task, *, examples: int, seed: int) -> dict:
     return row
 
 
+def _missing_api(spec_id: str, runtime) -> str | None:
+    from .catalog import missing_api
+
+    try:
+        return missing_api(spec_id, runtime.namespace)
+    except ImportError:   # the framework itself: the check reports the import error
+        return None
+
+
 def _run_compat(spec, runtime, row, started) -> dict:
     """The activation/loss compatibility analysis: deterministic scores, no search."""
     from .catalog.pairings import for_spec
@@ -206,6 +220,11 @@ def _run_compat(spec, runtime, row, started) -> dict:
     variants = for_spec(spec.id)
     if not variants:
         row.update(status="skip", reason="takes no activated scores (no documented output activation)")
+    elif runtime.device != "cpu":
+        # the analysis feeds inputs outside the loss's domain on purpose (logits to BCELoss): torch's
+        # CUDA kernels check them with device-side asserts, which end the process's CUDA context
+        row.update(status="skip", reason="the activation/loss analysis runs on the CPU: it is the same on every "
+                                         "device, and its out-of-domain inputs stop CUDA kernels with asserts")
     else:
         try:
             with np.errstate(all="ignore"):
@@ -318,6 +337,9 @@ def _init_worker(group: str) -> None:
     # (BENCHMARKS.md). Set before the frameworks are imported; the user's environment wins.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(var, "1")
+    # JAX takes 75 % of a GPU's memory when its first array lands there: the second worker on one GPU
+    # would fail. Allocate as needed instead; the user's environment wins.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     # Framework warnings about the drawn inputs (Keras shape hints, torch broadcasting) are measured by
     # the properties that care; on the terminal they would bury the progress bar.
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -337,13 +359,25 @@ def pool_sizes(groups: dict[str, list[Task]], jobs: int) -> dict[str, int]:
 
 
 _VERSIONS: dict[str, dict] = {}
+#: set in a worker whose GPU context a check broke (a device-side assert is sticky: every later
+#: CUDA call of the process fails); the worker then refuses checks until its pool is replaced
+_BROKEN_CONTEXT: list[str] = []
+#: pools replaced for a broken GPU context before the group's remaining checks are given up
+MAX_CONTEXT_RESTARTS = 5
+
+
+class BrokenContext(Exception):
+    """Raised by a worker whose GPU context an earlier check broke: its check was not run."""
 
 
 def _check_in_worker(raw: dict, examples: int, seed: int) -> tuple[dict, dict]:
-    """One check in a pool worker: (row, versions of its runtime)."""
+    """One check in a pool worker: (row, versions of its runtime). A failing check on a GPU is
+    followed by a probe of the device; a row whose check broke it carries ``_broken_context``."""
     from . import catalog
     from .frameworks import get_runtime
 
+    if _BROKEN_CONTEXT:
+        raise BrokenContext(_BROKEN_CONTEXT[0])
     task = Task(**raw)
     if task.runtime not in _VERSIONS:
         try:
@@ -351,6 +385,11 @@ def _check_in_worker(raw: dict, examples: int, seed: int) -> tuple[dict, dict]:
         except Exception as exc:  # noqa: BLE001 - each check then fails with the import error
             _VERSIONS[task.runtime] = {task.runtime: f"unavailable: {type(exc).__name__}: {exc}"}
     row = run_check(catalog.get(task.spec_id), task, examples=examples, seed=seed)
+    if row["status"] in ("fail", "error"):
+        broken = get_runtime(task.runtime, task.device).engine.context_error()
+        if broken:
+            _BROKEN_CONTEXT.append(broken)
+            row["_broken_context"] = broken
     return json.loads(json.dumps(row, default=str)), {k: str(v) for k, v in _VERSIONS[task.runtime].items()}
 
 
@@ -373,22 +412,42 @@ def _run_group(group, tasks, examples, seed, workers, emit, versions, lock, dead
             versions.update(vers)
         emit(row)
 
-    broken, reason = _run_pool(group, tasks, examples, seed, workers, record, failed, deadline)
+    broken, reason = _run_pool_until_context_holds(group, tasks, examples, seed, workers, record, failed, deadline)
     if broken and not reason:
-        broken, reason = _run_pool(group, broken, examples, seed, workers, record, failed, deadline)
+        broken, reason = _run_pool_until_context_holds(group, broken, examples, seed, workers, record, failed,
+                                                       deadline)
     for task in broken:   # a second break: one process per check finds the one that kills it
         if reason:
             failed(task, f"worker {group!r}: {reason}")
             continue
-        again, reason = _run_pool(group, [task], examples, seed, 1, record, failed, deadline)
+        again, reason = _run_pool_until_context_holds(group, [task], examples, seed, 1, record, failed, deadline)
         if again:
             failed(task, f"worker {group!r} died while running this check, three times (a segmentation fault or "
                          f"the out-of-memory killer in the framework): {BrokenProcessPool.__name__}")
 
 
+def _run_pool_until_context_holds(group, tasks, examples, seed, workers, record, failed, deadline):
+    """:func:`_run_pool`, in a fresh pool each time a check breaks a worker's GPU context (the
+    checks that pool had not finished run in the next), at most ``MAX_CONTEXT_RESTARTS`` times."""
+    lost, cause = [], ""
+    for _ in range(MAX_CONTEXT_RESTARTS + 1):
+        broken, reason, tasks, cause = _run_pool(group, tasks, examples, seed, workers, record, failed, deadline)
+        lost += broken
+        if not tasks:
+            return lost, reason
+        if reason:
+            break
+    for task in tasks:
+        failed(task, f"worker {group!r}: {reason}" if reason else
+               f"not run: checks broke the GPU context of worker {group!r} {MAX_CONTEXT_RESTARTS + 1} times "
+               f"(the last: {cause})")
+    return lost, reason
+
+
 def _run_pool(group, tasks, examples, seed, workers, record, failed, deadline):
     """One process pool over ``tasks``; returns (tasks lost to a broken pool, the reason the run
-    stopped early or "")."""
+    stopped early or "", tasks not run because a check broke a worker's GPU context, that check's
+    error). The pool is given up at such a break: its other workers' checks run again elsewhere."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -396,9 +455,9 @@ def _run_pool(group, tasks, examples, seed, workers, record, failed, deadline):
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(group,))
     pending = {pool.submit(_check_in_worker, asdict(t), examples, seed): t for t in tasks}
-    broken, reason = [], ""
+    broken, reason, unfinished, cause = [], "", [], ""
     try:
-        while pending:
+        while pending and not cause:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             done, _ = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
             if not done:
@@ -410,15 +469,23 @@ def _run_pool(group, tasks, examples, seed, workers, record, failed, deadline):
                     row, vers = fut.result()
                 except BrokenProcessPool:
                     broken.append(task)
+                except BrokenContext as exc:
+                    unfinished.append(task)
+                    cause = cause or str(exc)
                 except Exception as exc:  # noqa: BLE001 - a result that could not be sent back
                     failed(task, f"worker {group!r} failed: {type(exc).__name__}: {exc}")
                 else:
+                    if row.pop("_broken_context", None):
+                        cause = row["message"][:200]
                     record(row, vers)
+        if cause:   # every pending check goes to a fresh pool, this one is given up
+            unfinished += pending.values()
+            pending = {}
     finally:
-        if pending:
+        if pending or cause:
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.kill()  # stdlib pools cannot cancel a running call; the run is over for them
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        pool.shutdown(wait=not (pending or cause), cancel_futures=True)
     for task in pending.values():
         failed(task, f"worker {group!r}: {reason}")
-    return broken, reason
+    return broken, reason, unfinished, cause

@@ -2,10 +2,15 @@
 history, and a history target on each backend."""
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 
 import pytest
+
+# JAX takes 75 % of a GPU's memory in the first process that uses it: with xdist workers on one GPU,
+# the second failed. Set before any test imports JAX; the environment wins.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 @pytest.fixture(scope="session")

@@ -577,3 +577,41 @@ def test_fixture_names_match_families():
             assert any(n.startswith(f"bug_{fam}_") for n in names), (fw, fam)
             assert any(n.startswith(f"ok_{fam}_") for n in names), (fw, fam)
     assert os.path.exists(FIXTURES / "hostile_losses.py")
+
+
+# ---- on a GPU (marker gpu: skipped without CUDA) -----------------------------------------------------
+
+def _cuda() -> bool:
+    if not installed("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+def test_on_a_gpu_a_context_tensor_left_on_the_cpu_is_d003_and_a_buffer_passes(tmp_path):
+    """The seed's WeightedMSELoss keeps its mask as a plain attribute, which .to('cuda') leaves behind;
+    GraphDistanceLossVectorised registers its adjacency as a buffer. Under the sandbox's old RLIMIT_AS
+    CUDA could not start, and both were skipped as 'no CUDA device is visible'."""
+    _, doc, _ = audit(tmp_path / "a.json", EXAMPLES / "seed2_torch_context.py", "--device", "cuda",
+                      "--examples", "5")
+    checks = {e["name"]: {c["check"]: c for c in e["checks"]} for e in doc["losses"]}
+    moved = checks["WeightedMSELoss"]["context_device"]
+    assert (moved["status"], moved["code"]) == ("fail", "D003"), moved
+    assert checks["GraphDistanceLossVectorised"]["context_device"]["status"] == "pass"
+
+
+def test_the_sandbox_limits_data_not_address_space_where_cuda_runs():
+    """CUDA reserves address space the size of the GPU at start-up: an 8 GiB RLIMIT_AS made torch see
+    no device and JAX no gpu platform on an H100; RLIMIT_DATA leaves those reservations alone."""
+    from losscheck.audit.sandbox import Limits
+
+    assert Limits().to_json()["memory_kind"] == "address_space"
+    assert Limits(cuda=True).to_json()["memory_kind"] == "data"
+    code = ("import resource; from losscheck.audit.worker import set_limits; set_limits(512, 8, 'data'); "
+            "print(resource.getrlimit(resource.RLIMIT_DATA)[0], resource.getrlimit(resource.RLIMIT_AS)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    data, address_space = map(int, out.stdout.split())
+    assert data == 512 * 1024 * 1024 and address_space == -1, out.stderr

@@ -126,7 +126,7 @@ def run(args, argv: list[str] | None = None) -> int:
     options = {"reference": args.reference, "inputs": args.inputs, "framework": args.framework,
                "devices": {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"]}[args.device],
                "examples": args.examples, "seed": args.seed}
-    limits = Limits(timeout=args.timeout, memory_mb=args.memory)
+    limits = Limits(timeout=args.timeout, memory_mb=args.memory, cuda=args.device != "cpu")
     exit_code = EXIT_CANNOT
     try:
         _validate(args)

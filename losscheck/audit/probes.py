@@ -412,6 +412,8 @@ def device(p: Probe, device: str) -> dict:
         return result("context_device", "skip", "no constructor context tensor")
     if p.evaluator.framework != "torch":
         return result("context_device", "skip", "checked for torch modules only")
+    from .evaluate import Evaluator
+
     x = p.inputs(p.rng(500))
     make = p.make
 
@@ -419,7 +421,8 @@ def device(p: Probe, device: str) -> dict:
         loss = make(**ctx)
         return loss.to(device) if hasattr(loss, "to") else loss
 
-    q = Probe(moved, p.plan, p.evaluator, p.dtype, p.dims, p.seed)
+    # the inputs on the device, as a training step gives them; only the context is built on the CPU
+    q = Probe(moved, p.plan, Evaluator("torch", device), p.dtype, p.dims, p.seed)
     try:
         q.value(x, context_device="cpu")
     except LossError as exc:

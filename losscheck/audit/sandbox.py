@@ -31,12 +31,14 @@ SIGNALS = {signal.SIGSEGV: "a segmentation fault (SIGSEGV)", signal.SIGABRT: "an
 @dataclass
 class Limits:
     timeout: float = 60.0           # per loss, and for importing the file (its module-level code)
-    memory_mb: int = 8192           # RLIMIT_AS of the worker
+    memory_mb: int = 8192           # RLIMIT_AS of the worker; RLIMIT_DATA where it uses CUDA (see worker.set_limits)
+    cuda: bool = False              # the audit runs losses on a GPU
     output_soft_mb: float = 1.0     # printing more while one loss is checked is an X006 finding
     output_hard_mb: int = 8         # RLIMIT_FSIZE, per loss: writes beyond it fail and the loss's audit stops
 
     def to_json(self) -> dict:
         return {"timeout": self.timeout, "import_timeout": self.timeout, "memory_mb": self.memory_mb,
+                "memory_kind": "data" if self.cuda else "address_space",
                 "output_soft_mb": self.output_soft_mb, "output_hard_mb": self.output_hard_mb}
 
 

@@ -31,12 +31,16 @@ class Channel:
         self.f.flush()
 
 
-def set_limits(memory_mb: int, output_mb: int) -> None:
+def set_limits(memory_mb: int, output_mb: int, memory_kind: str = "address_space") -> None:
     import resource
 
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        # CUDA reserves address space the size of the GPU's memory when it starts: under an 8 GiB
+        # RLIMIT_AS torch reported no device and JAX no gpu platform (H100). RLIMIT_DATA counts what
+        # the process writes (heap, anonymous mappings), not those reservations.
+        which = resource.RLIMIT_DATA if memory_kind == "data" else resource.RLIMIT_AS
+        resource.setrlimit(which, (limit, limit))
     if output_mb > 0:
         limit = output_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -210,7 +214,7 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     ch = Channel(job["ctl_fd"])
     limits = job["limits"]
-    set_limits(limits["memory_mb"], limits["output_hard_mb"])
+    set_limits(limits["memory_mb"], limits["output_hard_mb"], limits.get("memory_kind", "address_space"))
     faulthandler.enable(all_threads=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     ch.send("ready", pid=os.getpid())

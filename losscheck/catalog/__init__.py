@@ -59,3 +59,23 @@ def unknown_id_message(spec_id: str) -> str:
 
 
 __all__ = ["Arg", "Case", "Deviation", "Expected", "LossSpec", "Precision", "all_specs", "get", "unknown_id_message"]
+
+
+def missing_api(spec_id: str, namespace) -> str | None:
+    """Why the installed framework cannot run the built-in spec ``spec_id`` (a release without that
+    loss, e.g. ``torch.nn.LinearCrossEntropyLoss`` before torch 2.13), or None. Built-in ids are the
+    losses' public dotted names; other specs (``LOSSCHECK_CATALOG``'s, planted ones) are not looked up."""
+    root, *path = spec_id.split(".")
+    if root not in ("torch", "keras", "optax") or spec_id not in _builtin_ids():
+        return None
+    obj = getattr(namespace, root)
+    for part in path:
+        if not hasattr(obj, part):
+            return f"{root} {getattr(getattr(namespace, root), '__version__', '')} has no {spec_id}"
+        obj = getattr(obj, part)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _builtin_ids() -> frozenset[str]:
+    return frozenset(spec.id for m in MODULES for spec in importlib.import_module(f"{__name__}.{m}").SPECS)

@@ -99,7 +99,7 @@ class Runtime:
         if self.is_keras:
             ns.keras.config.set_floatx(dtype)
         try:
-            with Watch():
+            with Watch(), self._keras_device_scope():
                 if mode == "compiled":
                     return engine.evaluate_compiled(build, ns, args, case, dtype, batch_axes or {})
                 if mode == "eager":
@@ -109,6 +109,19 @@ class Runtime:
             if hasattr(engine, "forget"):   # programs traced under the changed setting: trace again
                 engine.forget(build)
             raise
+
+    def _keras_device_scope(self):
+        """Keras on torch makes its constants on its default device (cuda where one is visible), and
+        Keras on JAX on JAX's: the runtime's device must be Keras' too, or the CPU runtime of a GPU
+        machine mixes devices. TensorFlow's engine places the call itself."""
+        import contextlib
+
+        if self.name == "keras-torch":
+            return self.namespace.keras.device(self.device)
+        if self.name == "keras-jax":
+            kind, _, index = self.device.partition(":")
+            return self.namespace.keras.device(f"{'gpu' if kind == 'cuda' else kind}:{index or 0}")
+        return contextlib.nullcontext()
 
     def versions(self) -> dict:
         out = dict(self.engine.versions())

@@ -230,6 +230,16 @@ class JaxEngine:
         return Evaluation(np.asarray(out, dtype=np.float64), grads,
                           "jax.Array" if is_array else type(out).__name__, is_tensor=is_array)
 
+    def context_error(self) -> str:
+        """"" while the device still runs programs, else why not (see TorchEngine.context_error)."""
+        if self.device.platform == "cpu":
+            return ""
+        try:
+            np.asarray(self.jax.device_put(np.ones(1), self.device) + 1)
+        except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
+            return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return ""
+
     def versions(self) -> dict:
         import jaxlib
 

@@ -77,6 +77,17 @@ class TensorFlowEngine:
         return Evaluation(_float64(out), {n: _float64(gs[i]) if i in gs else None for i, n in enumerate(diff)},
                           "tf.Tensor")
 
+    def context_error(self) -> str:
+        """"" while the device still runs ops, else why not (see TorchEngine.context_error)."""
+        if self.device == "/CPU:0":
+            return ""
+        try:
+            with self.tf.device(self.device):
+                (self.tf.ones(1) + 1).numpy()
+        except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
+            return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return ""
+
     def versions(self) -> dict:
         return {"tensorflow": self.tf.__version__}
 

@@ -57,5 +57,17 @@ class TorchEngine:
                      for n, g in zip(leaves, gs)}
         return Evaluation(value, grads, "torch.Tensor")
 
+    def context_error(self) -> str:
+        """"" while the device still runs kernels, else why not (a device-side assert is sticky:
+        every later CUDA call of the process fails with it)."""
+        if self.device.type == "cpu":
+            return ""
+        try:
+            (self.torch.ones(1, device=self.device) + 1).cpu()
+            self.torch.cuda.synchronize(self.device)
+        except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
+            return f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return ""
+
     def versions(self) -> dict:
         return {"torch": str(self.torch.__version__)}  # TorchVersion would import torch on unpickling
