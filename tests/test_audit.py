@@ -615,3 +615,37 @@ def test_the_sandbox_limits_data_not_address_space_where_cuda_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     data, address_space = map(int, out.stdout.split())
     assert data == 512 * 1024 * 1024 and address_space == -1, out.stderr
+
+
+BREAKS_THE_CONTEXT = '''
+import sys
+
+import torch
+
+BROKEN = []
+# the worker's probe of the CUDA context, planted: the worker runs as __main__
+sys.modules["__main__"].cuda_context_error = lambda: "AcceleratorError: CUDA error: device-side assert" if BROKEN else ""
+
+
+def asserting_mse(input, target):
+    BROKEN.append(1)
+    raise RuntimeError("CUDA error: device-side assert triggered")
+
+
+def later_mse(input, target):
+    if BROKEN:   # what a broken context does to every later CUDA call of the process
+        raise RuntimeError("CUDA error: device-side assert triggered")
+    return ((input - target) ** 2).mean()
+'''
+
+
+@needs_torch
+def test_a_loss_that_breaks_the_cuda_context_costs_no_other_losss_result(tmp_path):
+    """A device-side assert is sticky: the worker reports the loss that broke its context, then the
+    audit goes on in a fresh worker, where the next loss passes."""
+    path = tmp_path / "breaks_the_context.py"
+    path.write_text(BREAKS_THE_CONTEXT)
+    _, doc, proc = audit(tmp_path / "a.json", path, "--device", "cuda", "--examples", "3")
+    first, later = entry(doc, "asserting_mse"), entry(doc, "later_mse")
+    assert first["status"] == "fail" and any("fresh worker" in n for n in first["notes"]), first
+    assert later["status"] == "pass", later["checks"]

@@ -197,6 +197,10 @@ def audit_file(path: str, display: str, frameworks: list[str], candidates: list[
                     finished = True
                     worker.stop()
                     break
+                elif kind == "context_broken":   # the loss's result came first; the rest in a fresh worker
+                    worker.stop()
+                    outcome.restarts += 1
+                    break
             if finished:
                 break
         finally:

@@ -281,9 +281,27 @@ def main() -> int:
                                                "the training log", "details": {"bytes": printed}, "repro": opts.repro})
             checks.finish(entry, started)
         reset_output()
+        broken = cuda_context_error() if "cuda" in opts.devices else ""
+        if broken:
+            entry["notes"] = [*entry.get("notes", []), f"checking it broke this process's CUDA context ({broken}): "
+                              "the audit went on with the next loss in a fresh worker"]
         ch.send("result", entry=entry)
+        if broken:   # every later CUDA call here would fail with it: the sandbox starts a fresh worker
+            ch.send("context_broken", message=broken)
+            return 0
     ch.send("done")
     return 0
+
+
+def cuda_context_error() -> str:
+    """"" unless the loss just audited left torch's CUDA context broken (a device-side assert is
+    sticky: every later CUDA call of the process fails with it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return ""
+    from ..frameworks.torch_engine import TorchEngine
+
+    return TorchEngine("cuda").context_error()
 
 
 def audit_one(c: dict, module, opts, job) -> dict:
