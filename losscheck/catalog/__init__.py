@@ -58,7 +58,8 @@ def unknown_id_message(spec_id: str) -> str:
     return f"unknown loss id {spec_id!r}{hint}"
 
 
-__all__ = ["Arg", "Case", "Deviation", "Expected", "LossSpec", "Precision", "all_specs", "get", "unknown_id_message"]
+__all__ = ["Arg", "Case", "Deviation", "Expected", "LossSpec", "Precision", "all_specs", "get", "missing_api",
+           "unknown_id_message"]
 
 
 def missing_api(spec_id: str, namespace) -> str | None:
@@ -68,10 +69,10 @@ def missing_api(spec_id: str, namespace) -> str | None:
     root, *path = spec_id.split(".")
     if root not in ("torch", "keras", "optax") or spec_id not in _builtin_ids():
         return None
-    obj = getattr(namespace, root)
+    module = obj = getattr(namespace, root)
     for part in path:
         if not hasattr(obj, part):
-            return f"{root} {getattr(getattr(namespace, root), '__version__', '')} has no {spec_id}"
+            return f"{root} {getattr(module, '__version__', '')} has no {spec_id}"
         obj = getattr(obj, part)
     return None
 
