@@ -187,6 +187,20 @@ CASES = {
     "torch poisson log(0)": (
         half._torch_poisson_log_of_0, "float16", _case({"log_input": False}, input=[0.0], target=[0.0]),
         _case({"log_input": True}, input=[0.0], target=[0.0])),
+    # half run seed 11: coarse rounding on float16's subnormal grid (steps of 6e-8)
+    "keras cosine, squared norm subnormal": (
+        half._subnormal_norms("y_true", "y_pred", squared=True), "float16",
+        _case(y_true=[2.0158e-4, 2.0158e-4], y_pred=[-1.0, 1.0]), _case(y_true=[0.05, 0.05], y_pred=[-1.0, 1.0])),
+    "torch triplet cosine, norm subnormal": (
+        half._subnormal_norms("anchor", "positive", "negative"), "float16",
+        _case(anchor=[[-5.96e-8, -5.96e-8]], positive=[[-5.96e-8, -5.96e-8]], negative=[[-1.0, -1.0]]),
+        _case(anchor=[[-0.5, -0.5]], positive=[[-0.5, -0.5]], negative=[[-1.0, -1.0]])),
+    "keras weighted mean of subnormal terms": (
+        half._keras_subnormal_weighted_terms, "float16",
+        _case({"reduction": "mean_with_sample_weight"}, y_true=[[1.0, 0.0]], y_pred=[[0.5, 0.5]],
+              sample_weight=[5.96e-8]),
+        _case({"reduction": "mean_with_sample_weight"}, y_true=[[1.0, 0.0]], y_pred=[[0.5, 0.5]],
+              sample_weight=[0.5])),
 }
 
 

@@ -82,6 +82,31 @@ def _cosine_of_vanishing_norms(*pairs, product_in_dtype=False):
     return when
 
 
+def _subnormal_norms(*names, squared=False):
+    """A non-zero vector (last axis) whose norm, or with ``squared`` its squared norm, is below the
+    dtype's smallest normal number: it is rounded to the subnormal grid (steps of 6e-8 in float16),
+    coarsely, and the vector divided by it is off by that rounding."""
+    def when(case, dtype):
+        tiny = float(np.finfo(np.float16).tiny) if dtype == "float16" else 2.0 ** -126
+        for k in names:
+            sq = np.sum(_f(case, k) ** 2, axis=-1)
+            size = sq if squared else np.sqrt(sq)
+            if np.any((size > 0) & (size < tiny)):
+                return True
+        return False
+    return when
+
+
+def _keras_subnormal_weighted_terms(case, dtype):
+    """'mean_with_sample_weight' with every non-zero sample weight below the smallest normal number:
+    each loss * weight is a subnormal, rounded coarsely, and the weighted mean is a ratio of them."""
+    if case.params.get("reduction") != "mean_with_sample_weight" or "sample_weight" not in case.inputs:
+        return False
+    w = np.abs(_f(case, "sample_weight"))
+    w = w[w > 0]
+    return bool(w.size) and float(np.max(w)) < float(np.finfo(np.float16).tiny)
+
+
 def _keras_probability_saturates(case, dtype):
     """Keras clips probabilities to [eps, 1 - eps], and 1 - 1e-7 is 1 in half precision, so a
     probability that is 0 or 1 in the dtype reaches log(0). From logits, the sigmoid is 1 when
@@ -318,6 +343,21 @@ _KERAS_COSINE = _recorded(
     "normalisation is 0/0 (Keras' value is NaN on every backend; jax and torch are NaN there in float32 "
     "too, for the gradient)", KERAS_SRC, _cosine_of_vanishing_norms(("y_true", "y_pred")),
     dtypes=("float16",))
+_KERAS_COSINE_SUBNORMAL = _recorded(
+    "l2_normalize divides by sqrt(sum(x^2)); where that sum is below float16's smallest normal (6.1e-5) it "
+    "is rounded to the subnormal grid (steps of 6e-8), so the normalised vector, and with it the value and "
+    "gradient, are off by up to half a step. Measured (keras-jax, half run seed 11): y_true [2.0e-4, 2.0e-4] "
+    "(squares 4.06e-8, each rounded to 5.96e-8), y_pred [-1, 1]: d/dy_pred 0.8255x the oracle's, the ratio "
+    "sqrt(8.13e-8 / 1.19e-7)", KERAS_SRC, _subnormal_norms("y_true", "y_pred", squared=True), code=None,
+    dtypes=("float16",))
+_KERAS_SUBNORMAL_WEIGHTS = _recorded(
+    "the 'mean_with_sample_weight' reduction is sum(loss * w) / sum(w); with every weight below float16's "
+    "smallest normal (6.1e-5) each loss * w is a subnormal rounded to steps of 6e-8, so the ratio is off "
+    "by up to half a step of the numerator. Measured (keras-tensorflow, half run seed 11): "
+    "CategoricalCrossentropy of y_true [[1, 0]], y_pred [[0.5, 0.5]], sample_weight [5.96e-8]: 1.0 "
+    "(0.693 * 5.96e-8 = 4.1e-8 rounds to 5.96e-8), exact log 2 = 0.693",
+    "https://github.com/keras-team/keras/blob/master/keras/src/losses/loss.py", _keras_subnormal_weighted_terms,
+    code=None, dtypes=("float16",))
 _KERAS_BINARY = _recorded(
     "Keras clips probabilities to [1e-7, 1 - 1e-7]; in float16 and bfloat16 the upper bound rounds to "
     "1, so a probability of 1 (given, or a sigmoid that rounds to 1) reaches log(0)",
@@ -397,7 +437,15 @@ _TORCH_TRIPLET_COSINE = _recorded(
     "[[0.03125, 0.03125]] twice, positive [[1, 0], [0, 0]], negative [[1, 0], [1, 0]]: d/dnegative "
     "[[0, 0.354], [0, 0]]; float32 [[0, 0.354], [0, 0.354]])", TORCH_LOSS_SRC,
     _torch_triplet_cosine_of_vanishing_norms, code=code, dtypes=("float16",), prop="gradient")
-    for code in ("G003", "G001")), ())
+    for code in ("G003", "G001")), ()) + _recorded(
+    "cosine_similarity divides each vector by its norm; a norm below float16's smallest normal (6.1e-5) is "
+    "rounded to the subnormal grid (steps of 6e-8), so the normalised vectors are off by up to half a step "
+    "and the cosine can leave [-1, 1]. Measured (half run seed 11): anchor = positive = [[-5.96e-8, "
+    "-5.96e-8]] (norm 8.4e-8, rounded to 5.96e-8), negative [[-1, -1]], margin 1: cos(anchor, positive) 2.0, "
+    "cos(anchor, negative) 1.414, loss 0.414; float32 1.0, the exact value", TORCH_LOSS_SRC,
+    lambda case, dtype: (case.params.get("distance_function") == "cosine"
+                         and _subnormal_norms("anchor", "positive", "negative")(case, dtype)),
+    code=None, dtypes=("float16",))
 _TORCH_BCE = _recorded(
     "binary_cross_entropy's backward divides by max((1 - x) x, 1e-12), and 1e-12 is 0 in float16",
     TORCH_LOSS_SRC, _torch_probability_at_0_or_1, dtypes=("float16",), prop="gradient")
@@ -478,7 +526,8 @@ _OPTAX_SPARSEMAX = _recorded(
     OPTAX_SRC + "/_fenchel_young.py", _uses_sparsemax, code="X001", prop="gradient")
 
 TABLE: dict[str, tuple[Expected, ...]] = {
-    **{f"keras.losses.{n}": _KERAS_COSINE for n in ("CosineSimilarity", "cosine_similarity")},
+    **{f"keras.losses.{n}": _KERAS_COSINE + _KERAS_COSINE_SUBNORMAL for n in ("CosineSimilarity",
+                                                                               "cosine_similarity")},
     **{f"keras.losses.{n}": _KERAS_BINARY for n in ("BinaryCrossentropy", "binary_crossentropy",
                                                      "BinaryFocalCrossentropy", "binary_focal_crossentropy")},
     **{f"keras.losses.{n}": _KERAS_KL + _KERAS_KL_BACKWARD for n in ("KLDivergence", "kl_divergence")},
@@ -509,5 +558,5 @@ def with_half_expectations(spec):
     get the sample-weight reduction's)."""
     extra = TABLE.get(spec.id, ())
     if spec.framework == "keras" and any(a.name == "sample_weight" for a in spec.args):
-        extra = extra + _KERAS_WEIGHT_SUM
+        extra = extra + _KERAS_WEIGHT_SUM + _KERAS_SUBNORMAL_WEIGHTS
     return replace(spec, expected=tuple(spec.expected) + extra) if extra else spec
