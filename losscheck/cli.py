@@ -277,8 +277,8 @@ def _on_a_gpu(tasks, seed):
 
     engines = gpu_engines()
     keep = [t for t in tasks if ENGINE_OF[t.runtime] in engines]
-    skipped = [runner.skipped_row(catalog.get(t.spec_id), t, seed, f"no cuda device for {ENGINE_OF[t.runtime]} "
-                                  "on this machine") for t in tasks if ENGINE_OF[t.runtime] not in engines]
+    skipped = [runner.skipped_row(catalog.get(t.spec_id), t, seed, f"no cuda device for {t.runtime} on this machine")
+               for t in tasks if ENGINE_OF[t.runtime] not in engines]
     return keep, skipped
 
 

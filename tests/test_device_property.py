@@ -224,3 +224,13 @@ def test_a_declared_lower_precision_judges_the_devices_at_that_precision(monkeyp
         with pytest.raises(Finding) as found:
             device.check(spec, case, "float64", gpu)
         assert found.value.code == code and "declared float32 precision" in found.value.message
+
+
+def test_device_error_is_the_first_line_of_what_the_probe_raises():
+    from losscheck.frameworks.base import device_error
+
+    def broken():
+        raise RuntimeError("CUDA error: device-side assert triggered\nCUDA kernel errors might be reported later")
+
+    assert device_error(lambda: None) == ""
+    assert device_error(broken) == "RuntimeError: CUDA error: device-side assert triggered"

@@ -87,11 +87,10 @@ def _subnormal_norms(*names, squared=False):
     dtype's smallest normal number: it is rounded to the subnormal grid (steps of 6e-8 in float16),
     coarsely, and the vector divided by it is off by that rounding."""
     def when(case, dtype):
-        tiny = float(np.finfo(np.float16).tiny) if dtype == "float16" else 2.0 ** -126
         for k in names:
             sq = np.sum(_f(case, k) ** 2, axis=-1)
             size = sq if squared else np.sqrt(sq)
-            if np.any((size > 0) & (size < tiny)):
+            if np.any((size > 0) & (size < TINY[dtype])):
                 return True
         return False
     return when
@@ -104,7 +103,7 @@ def _keras_subnormal_weighted_terms(case, dtype):
         return False
     w = np.abs(_f(case, "sample_weight"))
     w = w[w > 0]
-    return bool(w.size) and float(np.max(w)) < float(np.finfo(np.float16).tiny)
+    return bool(w.size) and float(np.max(w)) < TINY[dtype]
 
 
 def _keras_probability_saturates(case, dtype):

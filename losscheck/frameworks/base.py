@@ -58,3 +58,13 @@ def call_in_order(fn, spec_args, tensors: Mapping[str, Any]):
         else:
             keywords[a.name] = tensors[a.name]
     return fn(*positional, **keywords)
+
+
+def device_error(probe) -> str:
+    """"" when ``probe()`` (a tiny computation on a device) runs, else its error's first line: a
+    broken device context (a CUDA device-side assert is sticky) fails every later call."""
+    try:
+        probe()
+    except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return ""

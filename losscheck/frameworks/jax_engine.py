@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+from .base import Evaluation, call_in_order, device_error, kind_of, ones_like_value, split_inputs
 
 
 #: where compiled XLA programs persist between runs and worker processes (JAX's own compilation
@@ -231,14 +231,10 @@ class JaxEngine:
                           "jax.Array" if is_array else type(out).__name__, is_tensor=is_array)
 
     def context_error(self) -> str:
-        """"" while the device still runs programs, else why not (see TorchEngine.context_error)."""
+        """"" while the device still runs programs, else why not (:func:`~.base.device_error`)."""
         if self.device.platform == "cpu":
             return ""
-        try:
-            np.asarray(self.jax.device_put(np.ones(1), self.device) + 1)
-        except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
-            return f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return ""
+        return device_error(lambda: np.asarray(self.jax.device_put(np.ones(1), self.device) + 1))
 
     def versions(self) -> dict:
         import jaxlib

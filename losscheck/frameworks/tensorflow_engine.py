@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+from .base import Evaluation, call_in_order, device_error, kind_of, ones_like_value, split_inputs
 
 
 class TensorFlowEngine:
@@ -78,15 +78,14 @@ class TensorFlowEngine:
                           "tf.Tensor")
 
     def context_error(self) -> str:
-        """"" while the device still runs ops, else why not (see TorchEngine.context_error)."""
+        """"" while the device still runs ops, else why not (:func:`~.base.device_error`)."""
         if self.device == "/CPU:0":
             return ""
-        try:
+
+        def probe():
             with self.tf.device(self.device):
                 (self.tf.ones(1) + 1).numpy()
-        except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
-            return f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return ""
+        return device_error(probe)
 
     def versions(self) -> dict:
         return {"tensorflow": self.tf.__version__}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Evaluation, call_in_order, kind_of, ones_like_value, split_inputs
+from .base import Evaluation, call_in_order, device_error, kind_of, ones_like_value, split_inputs
 from .guard import Watch
 
 
@@ -58,16 +58,14 @@ class TorchEngine:
         return Evaluation(value, grads, "torch.Tensor")
 
     def context_error(self) -> str:
-        """"" while the device still runs kernels, else why not (a device-side assert is sticky:
-        every later CUDA call of the process fails with it)."""
+        """"" while the device still runs kernels, else why not (:func:`~.base.device_error`)."""
         if self.device.type == "cpu":
             return ""
-        try:
+
+        def probe():
             (self.torch.ones(1, device=self.device) + 1).cpu()
             self.torch.cuda.synchronize(self.device)
-        except Exception as exc:  # noqa: BLE001 - whatever the device says is the answer
-            return f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return ""
+        return device_error(probe)
 
     def versions(self) -> dict:
         return {"torch": str(self.torch.__version__)}  # TorchVersion would import torch on unpickling
