@@ -3,6 +3,8 @@ smallest input a whole-catalog half run found and not on an ordinary input next 
 recorded failure is reported xfail while the loss stays checked outside that scope."""
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 
@@ -263,3 +265,65 @@ def test_the_half_bound_catches_keras_circle_float16_mean_at_twice_the_exact_one
     assert 120 < err < 130
     assert err > VALUE_BOUND["float16"](22)
     assert VALUE_BOUND["float16"](22) == VALUE_BOUND["float32"](22)
+
+
+def test_optax_huber_cancellation_scope_counts_only_the_compared_errors():
+    """Seed 11, bfloat16, 150 examples (found with the bfloat16 kink window at 64 eps, half the
+    distance): predictions [0, 0], targets [0.015625, 1], delta 2. |e| = 1 lay in the kink window of
+    |e| = delta and was not compared, so the normwise error was that of e = -0.015625 alone: jax's
+    d/dpredictions -0.015625 for the exact -0.0222 (cotangent 1.42), 38 eps. The scope asked for
+    every |e| < delta / 4, including the one not compared."""
+    from losscheck.catalog.optax_losses import HUBER_CANCELLATION
+
+    found = Case({"predictions": np.array([0.0, 0.0]), "targets": np.array([0.015625, 1.0])}, {"delta": 2.0})
+    far = Case({"predictions": np.array([0.0, 0.0]), "targets": np.array([0.015625, 0.5])}, {"delta": 2.0})
+    with patch.dict("losscheck.tolerance.KINK_RTOL_EPS", {"bfloat16": 64}):
+        assert HUBER_CANCELLATION.when(found, "bfloat16")
+    assert not HUBER_CANCELLATION.when(found, "bfloat16")      # 16 eps: |e| = 1 is compared
+    assert not HUBER_CANCELLATION.when(far, "bfloat16")
+    assert HUBER_CANCELLATION.when(far, "float32") is False
+
+
+def test_keras_focal_base_is_rounded_in_the_half_dtype():
+    """Seed 11, bfloat16, keras-torch: binary_focal_crossentropy(y_true=[0], y_pred=[-6.6875],
+    gamma=0.5, from_logits) has a non-finite d/dy_true (D004). 1 - sigmoid(-6.6875) = 0.99876
+    rounds to 1 in bfloat16 (spacing 2^-8 below 1), so the base 1 - p_t is 0 and the power's VJP
+    0.5 * 0^-0.5 is inf. The record's scope computed p_t in float32, where it is not 1."""
+    from losscheck.catalog.keras_classification import FOCAL_BASE
+
+    params = {"apply_class_balancing": False, "alpha": 0.25, "gamma": 0.5, "from_logits": True,
+              "label_smoothing": 0.0, "axis": -1}
+    found = Case({"y_true": np.array([0.0]), "y_pred": np.array([-6.6875])}, params, runtime="keras-torch")
+    beside = Case({"y_true": np.array([0.0]), "y_pred": np.array([-4.0])}, params, runtime="keras-torch")
+    assert FOCAL_BASE.when(found, "bfloat16")
+    assert not FOCAL_BASE.when(found, "float32")
+    assert not FOCAL_BASE.when(beside, "bfloat16")     # 1 - sigmoid(-4) = 0.982 is not 1
+
+
+def test_keras_jax_focal_sigmoid_of_0_is_recorded_for_the_value():
+    """Half run seed 3 (float16, keras-jax): binary_focal_crossentropy(y_true=[1], y_pred=[-12], gamma=0,
+    from_logits) is 15.945, exact 12.000006: jax's sigmoid 1 / (1 + exp(12)) is 1 / inf = 0 in float16,
+    which Keras' clip lifts to 1.19e-7. At -11 exp(11) = 59874 is finite, and the value is right."""
+    (record,) = [e for e in half.TABLE["keras.losses.binary_focal_crossentropy"]
+                 if e.runtime == "keras-jax" and e.dtype == "float16" and e.property == "value"]
+    params = {"gamma": 0.0, "from_logits": True, "alpha": 0.25, "apply_class_balancing": False,
+              "label_smoothing": 0.0, "axis": -1}
+    assert record.when(Case({"y_true": np.array([1.0]), "y_pred": np.array([-12.0])}, params), "float16")
+    assert not record.when(Case({"y_true": np.array([1.0]), "y_pred": np.array([-11.0])}, params), "float16")
+    assert not record.when(Case({"y_true": np.array([1.0]), "y_pred": np.array([-12.0])}, params), "bfloat16")
+    assert not record.when(Case({"y_true": np.array([1.0]), "y_pred": np.array([-12.0])},
+                                {**params, "from_logits": False}), "float16")
+
+
+def test_keras_torch_list_alpha_in_float16_under_bfloat16_floatx_is_recorded():
+    """Half run seed 5 (bfloat16, keras-torch): categorical_focal_crossentropy with alpha [0, 1.0e-28]
+    has d/dy_true [0, 0]: Keras resolves a Python float to float16 under floatx 'bfloat16', and the
+    torch backend converts the list alpha with it, so 1e-28 is 0."""
+    (record,) = [e for e in half.TABLE["keras.losses.categorical_focal_crossentropy"] if e.runtime == "keras-torch"]
+    inputs = {"y_true": np.array([1.0, 0.0]), "y_pred": np.array([0.5, 0.5])}
+    params = {"gamma": 0.0, "from_logits": False, "label_smoothing": 0.0, "axis": -1}
+    assert record.dtype == "bfloat16"
+    assert record.when(Case(inputs, {**params, "alpha": [0.0, 1.0081182523991636e-28]}), "bfloat16")
+    assert record.when(Case(inputs, {**params, "alpha": [0.5, 1e5]}), "bfloat16")
+    assert not record.when(Case(inputs, {**params, "alpha": [0.0, 0.3]}), "bfloat16")
+    assert not record.when(Case(inputs, {**params, "alpha": 1e-28}), "bfloat16")   # a float stays a float

@@ -113,3 +113,28 @@ def test_optax_nan_at_a_minus_inf_logit_is_its_recorded_failure_in_half(dtype):
     row = run_check(spec, Task(spec.id, "jax", "value", dtype), examples=10, seed=0)
     assert (row["status"], row["code"]) == ("xfail", "D004"), row["message"]
     assert "0 * -inf" in row["reason"]
+
+
+def test_the_bfloat16_bound_is_below_a_factor_of_two():
+    """A value at half the exact one, with no cancellation (scale = |value|), is 2^-1 / 2^-7 = 64
+    bfloat16 eps: float32's 64 + 8 log2(1 + n) eps let it pass in bfloat16, the tighter bound does
+    not, up to the 48-element draws and beyond."""
+    from losscheck.tolerance import GRAD_BOUND, VALUE_BOUND, value_error
+
+    err = float(value_error(0.5, 1.0, 1.0, "bfloat16"))
+    assert err == 64.0
+    assert err > VALUE_BOUND["bfloat16"](1000) and err > GRAD_BOUND["bfloat16"](1000)
+    assert not err > VALUE_BOUND["float32"](1)            # what the float32 bound in eps would allow
+
+
+@pytest.mark.parametrize("name", ["torch.half_mse", "torch.backward_factor"])
+def test_a_factor_of_two_is_found_in_bfloat16(name):
+    """Two planted bugs the bfloat16 selftest missed under float32's bound in eps (91.9 % detected):
+    an MSE with a stray 1/2 and a custom backward without its factor 2."""
+    from losscheck import selftest
+
+    (mutant,) = selftest.corpus(["torch"], [name])
+    found = selftest.check_loss(mutant, mutant.buggy, examples=5, seed=0, dtypes=("bfloat16",))
+    assert mutant.family in found.families, found
+    twin = selftest.check_loss(mutant, mutant.correct, examples=5, seed=0, dtypes=("bfloat16",))
+    assert not twin.findings and not twin.errors, twin

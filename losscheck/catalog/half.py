@@ -25,6 +25,7 @@ from ..tolerance import COTANGENT_MAX, EPS, HALF, MAX, TINY, round_to
 from .keras_losses import KERAS_EPSILON
 from .sequence import KERAS_LATTICE
 from .spec import Expected
+from .when import flushed
 
 GENERALIZED_DICE_EPSILON = 1e-7   # optax/losses/_segmentation.py
 KERAS_SRC = "https://github.com/keras-team/keras/blob/master/keras/src/losses/losses.py"
@@ -119,6 +120,17 @@ def _keras_probability_saturates(case, dtype):
     else:
         p = x
     return bool(np.any((p == 0) | (p == 1)))
+
+
+def _keras_jax_sigmoid_is_0(case, dtype):
+    """From logits on jax: sigmoid, formed as 1 / (1 + exp(-x)) in the dtype, is 0 somewhere (exp(-x)
+    past the dtype's largest number, or a quotient XLA flushes)."""
+    if not case.params.get("from_logits"):
+        return False
+    x = _f(case, "y_pred")
+    with np.errstate(over="ignore"):
+        p = round_to(dtype, 1.0 / round_to(dtype, 1.0 + round_to(dtype, np.exp(-x))))
+    return bool(np.any(flushed(p, dtype) == 0))
 
 
 def _keras_kl_ratio_leaves_range(case, dtype):
@@ -325,6 +337,16 @@ def _keras_circle_loss_rounds_to_0(case, dtype):
     return bool(np.any((per_sample > 0) & (round_to(dtype, per_sample) == 0)))
 
 
+def _keras_list_alpha_leaves_float16(case, dtype):
+    """A list alpha with a nonzero element outside float16's normal range (6.1e-5 to 65504)."""
+    a = case.params.get("alpha")
+    if not isinstance(a, (list, tuple)):
+        return False
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    a = a[a != 0]
+    return bool(np.any((a < TINY["float16"]) | (a > MAX["float16"])))
+
+
 def _uses_sparsemax(case, dtype):
     return case.params.get("max_fun", "sparsemax") == "sparsemax"
 
@@ -361,6 +383,13 @@ _KERAS_BINARY = _recorded(
     "Keras clips probabilities to [1e-7, 1 - 1e-7]; in float16 and bfloat16 the upper bound rounds to "
     "1, so a probability of 1 (given, or a sigmoid that rounds to 1) reaches log(0)",
     KERAS_SRC, _keras_probability_saturates)
+_KERAS_JAX_FOCAL_SIGMOID = _recorded(
+    "jax forms sigmoid as 1 / (1 + exp(-x)) in the dtype, so below x = -11.1 in float16 (exp(-x) past "
+    "65504) and about -88 in bfloat16 (a quotient XLA flushes) it is 0; Keras' binary focal CE takes that "
+    "sigmoid and clips it at 1e-7 (1.19e-7 in float16), so the loss at y_true 1 is 15.945 instead of about "
+    "-x. Measured on keras-jax, float16: binary_focal_crossentropy(y_true=[1], y_pred=[-12], gamma=0, "
+    "from_logits=True) is 15.945 (exact 12.000006), d/dy_pred NaN (the D004 above); at -11, 11.0 and -1 "
+    "(half run seed 3)", KERAS_SRC, _keras_jax_sigmoid_is_0, code=None, prop="value", runtimes=("keras-jax",))
 _KERAS_KL = _recorded(
     "Keras' KL divergence takes log(clip(y_true) / clip(y_pred)) with clip bound 1e-7: the ratio or "
     "its reciprocal passes float16's 65504 where one side is at the bound",
@@ -524,11 +553,23 @@ _OPTAX_SPARSEMAX = _recorded(
     "corresponding shapes and dtypes'. Verified with and without jax_enable_x64",
     OPTAX_SRC + "/_fenchel_young.py", _uses_sparsemax, code="X001", prop="gradient")
 
+_KERAS_TORCH_LIST_ALPHA = _recorded(
+    "with floatx 'bfloat16', Keras resolves a weak (Python) float to float16: result_type takes the precision "
+    "from floatx()[-2:], '16' (keras/src/backend/common/dtypes.py), and the torch backend's convert_to_tensor "
+    "of a list uses it, so a list alpha becomes a float16 tensor, where an element below 6.1e-5 loses "
+    "precision or is 0 and one past 65504 is inf (jax and TensorFlow convert the list to float32). Measured: "
+    "keras.ops.convert_to_tensor([0.0, 1e-28]) under floatx 'bfloat16' is float16 [0, 0] on torch; "
+    "categorical_focal_crossentropy(y_true=[1, 0], y_pred=[0.5, 0.5], gamma=0, alpha=[0, 1.0e-28]) has "
+    "d/dy_true [0, 0] where the exact one is [0, 7.0e-29] (half run seed 5, bfloat16, G003)",
+    "https://github.com/keras-team/keras/blob/master/keras/src/backend/common/dtypes.py",
+    _keras_list_alpha_leaves_float16, code=None, dtypes=("bfloat16",), runtimes=("keras-torch",))
+
 TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"keras.losses.{n}": _KERAS_COSINE + _KERAS_COSINE_SUBNORMAL for n in ("CosineSimilarity",
                                                                                "cosine_similarity")},
-    **{f"keras.losses.{n}": _KERAS_BINARY for n in ("BinaryCrossentropy", "binary_crossentropy",
-                                                     "BinaryFocalCrossentropy", "binary_focal_crossentropy")},
+    **{f"keras.losses.{n}": _KERAS_BINARY for n in ("BinaryCrossentropy", "binary_crossentropy")},
+    **{f"keras.losses.{n}": _KERAS_BINARY + _KERAS_JAX_FOCAL_SIGMOID for n in ("BinaryFocalCrossentropy",
+                                                                               "binary_focal_crossentropy")},
     **{f"keras.losses.{n}": _KERAS_KL + _KERAS_KL_BACKWARD for n in ("KLDivergence", "kl_divergence")},
     **{f"keras.losses.{n}": _KERAS_OVERLAP for n in ("Dice", "dice", "Tversky", "tversky")},
     **{f"keras.losses.{n}": _KERAS_MAPE + _KERAS_MAPE_SCALE + _KERAS_MAPE_BACKWARD
@@ -548,6 +589,8 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     "optax.losses.ntxent": _OPTAX_NTXENT,
     "keras.losses.CTC": _KERAS_CTC_PENALTY,
     "keras.losses.Circle": _KERAS_CIRCLE_MASK,
+    **{f"keras.losses.{n}": _KERAS_TORCH_LIST_ALPHA for n in ("CategoricalFocalCrossentropy",
+                                                             "categorical_focal_crossentropy")},
     **{f"optax.losses.{n}": _OPTAX_SPARSEMAX for n in ("multiclass_sparsemax_loss", "make_fenchel_young_loss")},
 }
 

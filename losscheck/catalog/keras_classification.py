@@ -19,7 +19,7 @@ from ..reference import classification as C
 from ..reference import divergence as D
 from ..reference import margin as M
 from ..reference._core import sigmoid
-from ..tolerance import HALF, round_to
+from ..tolerance import EPS, HALF, round_to
 from .build import KERAS_FLOAT64_IN_FLOAT32, clip_bounds, keras_twins
 from . import layouts
 from .spec import Arg, Deviation, Expected
@@ -258,23 +258,30 @@ def _categorical_hinge(case, reduce_kw):
 # ---- expected failures -----------------------------------------------------------------------------
 
 def _focal_in_dtype(case, dtype):
-    """(float type, smoothed y_true, y_pred) as Keras' binary focal CE sees them in ``dtype``."""
+    """(float type, rounding, smoothed y_true, y_pred) as Keras' binary focal CE sees them in ``dtype``:
+    half precision computes in float32 and rounds every op's result (``r``) to the dtype."""
     ft = np.float64 if dtype == "float64" else np.float32
-    y, x = (np.asarray(case.inputs[k], dtype=ft) for k in ("y_true", "y_pred"))
+    r = (lambda v: round_to(dtype, v).astype(ft)) if dtype in HALF else (lambda v: v)
+    y, x = (r(np.asarray(case.inputs[k], dtype=ft)) for k in ("y_true", "y_pred"))
     ls = case.params["label_smoothing"]
     if ls:
-        y = y * ft(1.0 - ls) + ft(0.5 * ls)
-    return ft, y, x
+        y = r(r(y * r(ft(1.0 - ls))) + r(ft(0.5 * ls)))
+    return ft, r, y, x
+
+
+def _focal_base(ft, r, y, q):
+    """Keras' 1 - p_t with p_t = y q + (1 - y)(1 - q), each op rounded."""
+    return r(ft(1) - r(r(y * q) + r(r(ft(1) - y) * r(ft(1) - q))))
 
 
 def _focal_base_lost(case, dtype) -> bool:
     """Keras' base of the focal power, 1 - p_t, is 0 in ``dtype`` somewhere, and either gamma < 1 (its
     VJP is 0 * inf or inf there) or the exact base is positive there (cancellation)."""
     p = case.params
-    ft, y, x = _focal_in_dtype(case, dtype)
+    ft, r, y, x = _focal_in_dtype(case, dtype)
     with np.errstate(over="ignore"):
-        q = ft(1) / (ft(1) + np.exp(-x)) if p["from_logits"] else x
-    zero = ft(1) - (y * q + (ft(1) - y) * (ft(1) - q)) == 0
+        q = r(ft(1) / (ft(1) + np.exp(-x))) if p["from_logits"] else x
+    zero = _focal_base(ft, r, y, q) == 0
     gamma = float(ft(p["gamma"]))
     if gamma < 1 and (gamma > 0 or backend(case) != "torch"):
         return bool(np.any(zero))
@@ -300,13 +307,13 @@ def _focal_base_cancelled(case, dtype) -> bool:
     """Keras' focal base 1 - p_t, formed by subtraction in ``dtype``, is more than 16 eps (relative)
     off the exact base somewhere: p_t near 1 (at the clip bound 1e-7, float32 gives 1.19e-7)."""
     p = case.params
-    ft, y, x = _focal_in_dtype(case, dtype)
+    ft, r, y, x = _focal_in_dtype(case, dtype)
     with np.errstate(over="ignore"):
-        q = ft(1) / (ft(1) + np.exp(-x)) if p["from_logits"] else np.clip(x, *map(ft, clip_bounds(EPSILON, dtype)))
-    base = ft(1) - (y * q + (ft(1) - y) * (ft(1) - q))
+        q = r(ft(1) / (ft(1) + np.exp(-x))) if p["from_logits"] else np.clip(x, *map(ft, clip_bounds(EPSILON, dtype)))
+    base = _focal_base(ft, r, y, q)
     y64, q64 = y.astype(np.float64), q.astype(np.float64)
     exact = y64 * (1.0 - q64) + (1.0 - y64) * q64
-    return bool(np.any(np.abs(base - exact) > 16 * np.finfo(ft).eps * np.abs(exact)))
+    return bool(np.any(np.abs(base - exact) > 16 * EPS[dtype] * np.abs(exact)))
 
 
 FOCAL_BASE_CANCELLED = Expected(
