@@ -561,8 +561,7 @@ _KERAS_TORCH_LIST_ALPHA = _recorded(
     "keras.ops.convert_to_tensor([0.0, 1e-28]) under floatx 'bfloat16' is float16 [0, 0] on torch; "
     "categorical_focal_crossentropy(y_true=[1, 0], y_pred=[0.5, 0.5], gamma=0, alpha=[0, 1.0e-28]) has "
     "d/dy_true [0, 0] where the exact one is [0, 7.0e-29] (half run seed 5, bfloat16, G003)",
-    "https://github.com/keras-team/keras/blob/master/keras/src/backend/common/dtypes.py",
-    _keras_list_alpha_leaves_float16, code=None, dtypes=("bfloat16",), runtimes=("keras-torch",))
+    "https://github.com/keras-team/keras/issues/23712", _keras_list_alpha_leaves_float16, code=None, dtypes=("bfloat16",), runtimes=("keras-torch",))
 
 TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"keras.losses.{n}": _KERAS_COSINE + _KERAS_COSINE_SUBNORMAL for n in ("CosineSimilarity",
