@@ -72,14 +72,13 @@ class Bound:
 # mean came out twice the exact one at 127 eps and passed (README, "Half precision"). In bfloat16
 # even 64 eps is half the scale, so a factor of 2 passed; its bound stays below the 64 eps of a
 # factor of 2 up to 4,095 summands.
-VALUE_BOUND = {d: Bound(64, 8) for d in DTYPES}
-GRAD_BOUND = {d: Bound(64, 8) for d in DTYPES}
-VALUE_BOUND["bfloat16"] = GRAD_BOUND["bfloat16"] = Bound(16, 4)
+VALUE_BOUND = {d: Bound(64, 8) for d in DTYPES} | {"bfloat16": Bound(16, 4)}
+GRAD_BOUND = dict(VALUE_BOUND)
 
 #: Gradient elements within this relative distance of a kink (in eps of the dtype) are a subgradient
-#: choice: rounding inside the loss may move them across it. 64 bfloat16 eps would be half the
-#: distance itself, so bfloat16 gets the base of its bound.
-KINK_RTOL_EPS = {d: 64 for d in DTYPES} | {"bfloat16": 16}
+#: choice: rounding inside the loss may move them across it. The distance is the base of the dtype's
+#: bound (64 bfloat16 eps would be a relative distance of 0.5).
+KINK_RTOL_EPS = {d: b.base for d, b in GRAD_BOUND.items()}
 
 
 def kink_rtol(dtype: str) -> float:

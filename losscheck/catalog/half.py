@@ -107,6 +107,12 @@ def _keras_subnormal_weighted_terms(case, dtype):
     return bool(w.size) and float(np.max(w)) < TINY[dtype]
 
 
+def _jax_sigmoid(x, dtype):
+    """sigmoid as jax forms it, 1 / (1 + exp(-x)), each step rounded to ``dtype``."""
+    with np.errstate(over="ignore"):
+        return round_to(dtype, 1.0 / round_to(dtype, 1.0 + round_to(dtype, np.exp(-x))))
+
+
 def _keras_probability_saturates(case, dtype):
     """Keras clips probabilities to [eps, 1 - eps], and 1 - 1e-7 is 1 in half precision, so a
     probability that is 0 or 1 in the dtype reaches log(0). From logits, the sigmoid is 1 when
@@ -114,9 +120,7 @@ def _keras_probability_saturates(case, dtype):
     the exact sigmoid rounds to 1 (torch, x >= 9 in float16)."""
     x = _f(case, "y_pred")
     if case.params.get("from_logits"):
-        with np.errstate(over="ignore"):
-            stepwise = round_to(dtype, 1.0 / round_to(dtype, 1.0 + round_to(dtype, np.exp(-x))))
-        p = np.concatenate([np.ravel(round_to(dtype, sigmoid(x))), np.ravel(stepwise)])
+        p = np.concatenate([np.ravel(round_to(dtype, sigmoid(x))), np.ravel(_jax_sigmoid(x, dtype))])
     else:
         p = x
     return bool(np.any((p == 0) | (p == 1)))
@@ -127,10 +131,7 @@ def _keras_jax_sigmoid_is_0(case, dtype):
     past the dtype's largest number, or a quotient XLA flushes)."""
     if not case.params.get("from_logits"):
         return False
-    x = _f(case, "y_pred")
-    with np.errstate(over="ignore"):
-        p = round_to(dtype, 1.0 / round_to(dtype, 1.0 + round_to(dtype, np.exp(-x))))
-    return bool(np.any(flushed(p, dtype) == 0))
+    return bool(np.any(flushed(_jax_sigmoid(_f(case, "y_pred"), dtype), dtype) == 0))
 
 
 def _keras_kl_ratio_leaves_range(case, dtype):
@@ -561,7 +562,8 @@ _KERAS_TORCH_LIST_ALPHA = _recorded(
     "keras.ops.convert_to_tensor([0.0, 1e-28]) under floatx 'bfloat16' is float16 [0, 0] on torch; "
     "categorical_focal_crossentropy(y_true=[1, 0], y_pred=[0.5, 0.5], gamma=0, alpha=[0, 1.0e-28]) has "
     "d/dy_true [0, 0] where the exact one is [0, 7.0e-29] (half run seed 5, bfloat16, G003)",
-    "https://github.com/keras-team/keras/issues/23712", _keras_list_alpha_leaves_float16, code=None, dtypes=("bfloat16",), runtimes=("keras-torch",))
+    "https://github.com/keras-team/keras/issues/23712", _keras_list_alpha_leaves_float16, code=None,
+    dtypes=("bfloat16",), runtimes=("keras-torch",))
 
 TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"keras.losses.{n}": _KERAS_COSINE + _KERAS_COSINE_SUBNORMAL for n in ("CosineSimilarity",
