@@ -116,14 +116,15 @@ def _softmax_parts(x, mask=None):
         k = np.argmax(x2, axis=-1)
         m_raw = rows.take(x2, k)                        # the maximum (NaN where a row has one)
         m = np.where(np.isfinite(m_raw), m_raw, 0.0)
-        e = np.exp(x2 - m)
+        e = np.subtract(x2, m)
+        np.exp(e, out=e)                                # in place: one (rows, classes) temporary, not two
         s = np.sum(e, axis=-1, keepdims=True)
         e_k = rows.take(e, k)
         rows.put(e, k, 0.0)                             # the sum of the others, then the maximum back
         others = np.sum(e, axis=-1, keepdims=True)
         rows.put(e, k, e_k)
         log_s = np.where(np.isfinite(m_raw), np.log1p(others), np.log(s))
-        p = e / s if np.all(s > 0) else np.where(s > 0, e / np.where(s > 0, s, 1.0), 0.0)
+        p = np.divide(e, s, out=e) if np.all(s > 0) else np.where(s > 0, e / np.where(s > 0, s, 1.0), 0.0)
     return rows.unflat(m), rows.unflat(log_s), rows.unflat(p)
 
 

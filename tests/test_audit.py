@@ -257,6 +257,43 @@ def test_watch_counts_written_elements_and_restores_settings():
 
 
 @needs_torch
+def test_watch_compares_a_cloned_input_with_its_leaf():
+    """The torch engine hands the loss a clone of each leaf and watches it against the leaf itself,
+    with no snapshot: writes through ``.data`` and in-place writes are still found, and the engine's
+    X008 comes from the copy the loss received."""
+    import numpy as np
+    import torch
+
+    from losscheck.catalog import get
+    from losscheck.catalog.spec import Case
+    from losscheck.frameworks import get_runtime
+    from losscheck.frameworks.guard import InputsMutated, Watch
+
+    leaf = torch.arange(8.0, requires_grad=True)
+    for write, message in [(lambda t: t.data.__setitem__(slice(0, 3), -1.0), "3 of 8 elements differ"),
+                           (lambda t: t.add_(0), "written in place")]:
+        given = leaf.clone()
+        with Watch({"input": given}, settings=False, raise_=False, originals={"input": leaf}) as w:
+            write(given)
+        assert [h.code for h in w.found] == ["X008"] and message in w.found[0].message
+    with Watch({"input": leaf.clone()}, settings=False, originals={"input": leaf}) as w:
+        pass
+    assert w.found == [] and torch.equal(leaf.detach(), torch.arange(8.0))
+
+    spec = get("torch.nn.MSELoss")
+    case = Case({"input": np.arange(6.0).reshape(2, 3), "target": np.ones((2, 3))}, {"reduction": "mean"})
+
+    def halving(ns, params):
+        def loss(input, target):
+            input.data.mul_(0.5)   # a write the version counter does not see
+            return ((input - target) ** 2).mean()
+        return loss
+
+    with pytest.raises(InputsMutated, match="input 'input' changed in place: 5 of 6 elements differ"):
+        get_runtime("torch").evaluate(halving, spec.args, case, "float64")
+
+
+@needs_torch
 @pytest.mark.parametrize("rows", [4, 2000])   # 24 elements: torch.equal; 12,000: through NumPy
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "int64"])
 def test_watch_compares_values_as_torch_equal_does(dtype, rows):

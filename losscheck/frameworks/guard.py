@@ -164,8 +164,19 @@ def _differ(old, new) -> tuple[int, str]:
     return int(np.size(same) - np.count_nonzero(same)), ""
 
 
-def snapshot_inputs(tensors: Mapping[str, Any]) -> dict[str, tuple[int | None, Any]]:
-    return {k: c for k, c in ((k, _copy(v)) for k, v in tensors.items()) if c is not None}
+def snapshot_inputs(tensors: Mapping[str, Any], originals: Mapping[str, Any] | None = None
+                    ) -> dict[str, tuple[int | None, Any]]:
+    """(version counter, values before the call) of each mutable input. ``originals``: {name: a
+    tensor with the input's values that the loss cannot reach} (the leaf an engine cloned the input
+    from), used instead of a copy."""
+    originals = originals or {}
+    out = {}
+    for k, v in tensors.items():
+        if k in originals:
+            out[k] = (v._version, originals[k].detach())
+        elif (c := _copy(v)) is not None:
+            out[k] = c
+    return out
 
 
 def mutations(snapshot: Mapping[str, tuple[int | None, Any]], tensors: Mapping[str, Any]) -> list[str]:
@@ -194,17 +205,19 @@ class Watch:
     """``with Watch(inputs) as w: loss(...)``: snapshots before, compares after, restores the settings.
 
     ``inputs``: {name: tensor passed to the loss} to watch for in-place writes (None: settings only);
-    ``settings``: watch the framework settings. What was found is ``w.found`` (X008 before X009); with
+    ``originals``: see :func:`snapshot_inputs`; ``settings``: watch the framework settings. What was found is ``w.found`` (X008 before X009); with
     ``raise_=True`` the first is raised (from the loss's own exception when it raised one: a changed
     setting is the likelier cause; never in place of a KeyboardInterrupt or SystemExit)."""
 
-    def __init__(self, inputs: Mapping[str, Any] | None = None, *, settings: bool = True, raise_: bool = True):
+    def __init__(self, inputs: Mapping[str, Any] | None = None, *, settings: bool = True, raise_: bool = True,
+                 originals: Mapping[str, Any] | None = None):
         self.inputs, self.watch_settings, self.raise_ = inputs, settings, raise_
+        self.originals = originals
         self.found: list[Hostile] = []
 
     def __enter__(self) -> "Watch":
         self._state = snapshot_state() if self.watch_settings else []
-        self._inputs = snapshot_inputs(self.inputs) if self.inputs else {}
+        self._inputs = snapshot_inputs(self.inputs, self.originals) if self.inputs else {}
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

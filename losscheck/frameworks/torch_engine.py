@@ -38,9 +38,10 @@ class TorchEngine:
         others = {n: self.tensor(x, kind_of(kinds, n, x), dtype) for n, x in const.items()}
         fn = build(namespace, self.convert_params(case.params, dtype))
         # The loss gets non-leaf copies of the leaves, as a model's output is in training: an in-place
-        # write then succeeds (torch refuses it on a leaf) and the Watch reports it (X008).
+        # write then succeeds (torch refuses it on a leaf) and the Watch reports it (X008), comparing
+        # each copy with its leaf, which the loss never sees.
         inputs = {**{n: x.clone() for n, x in leaves.items()}, **others}
-        with Watch(inputs, settings=False):
+        with Watch(inputs, settings=False, originals=leaves):
             out = call_in_order(fn, spec_args, inputs)
         if not isinstance(out, torch.Tensor):
             return Evaluation(np.asarray(out, dtype=np.float64), {n: None for n in leaves},
@@ -49,7 +50,7 @@ class TorchEngine:
         grads = {}
         if leaves:
             if out.requires_grad:
-                cot = torch.as_tensor(ones_like_value(cotangent, tuple(out.shape)), device=out.device).to(out.dtype)
+                cot = torch.from_numpy(ones_like_value(cotangent, tuple(out.shape))).to(out.device, out.dtype)
                 gs = torch.autograd.grad(out, list(leaves.values()), grad_outputs=cot, allow_unused=True)
             else:
                 gs = [None] * len(leaves)
