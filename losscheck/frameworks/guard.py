@@ -205,9 +205,10 @@ class Watch:
     """``with Watch(inputs) as w: loss(...)``: snapshots before, compares after, restores the settings.
 
     ``inputs``: {name: tensor passed to the loss} to watch for in-place writes (None: settings only);
-    ``originals``: see :func:`snapshot_inputs`; ``settings``: watch the framework settings. What was found is ``w.found`` (X008 before X009); with
-    ``raise_=True`` the first is raised (from the loss's own exception when it raised one: a changed
-    setting is the likelier cause; never in place of a KeyboardInterrupt or SystemExit)."""
+    ``originals``: see :func:`snapshot_inputs`; ``settings``: watch the framework settings. What was
+    found is ``w.found`` (X008 before X009); with ``raise_=True`` the first is raised (from the loss's
+    own exception when it raised one: a changed setting is the likelier cause; never in place of a
+    KeyboardInterrupt or SystemExit)."""
 
     def __init__(self, inputs: Mapping[str, Any] | None = None, *, settings: bool = True, raise_: bool = True,
                  originals: Mapping[str, Any] | None = None):
