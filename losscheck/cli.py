@@ -26,10 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the catalog of framework losses")
     ls.add_argument("--framework", choices=["torch", "keras", "optax"])
     ls.add_argument("--family")
-    ls.add_argument("--known", action="store_true",
-                    help="print the recorded deviations, expected failures and declared precision as Markdown")
-    ls.add_argument("--coverage", action="store_true",
-                    help="compare the catalog with the losses the installed frameworks export")
+    what = ls.add_mutually_exclusive_group()
+    what.add_argument("--known", action="store_true",
+                      help="print the recorded deviations, expected failures and declared precision as Markdown")
+    what.add_argument("--coverage", action="store_true",
+                      help="compare the catalog with the losses the installed frameworks export")
 
     sub.add_parser("codes", help="print the diagnosis codes as a Markdown table")
 

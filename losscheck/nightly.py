@@ -22,7 +22,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-#: the properties a nightly runs (every property losscheck has)
+#: the properties a nightly runs: all but ``compiled`` (framework losses compile by construction, and each
+#: example would compile a program; ``check --property compiled`` and the plugin run it)
 PROPERTIES = ("value", "gradient", "batch", "numerics", "rank_mismatch", "compat", "device")
 DTYPES = ("float64", "float32")
 #: the compat analysis is a deterministic float64 measurement: one per loss, runtime and device
@@ -58,7 +59,7 @@ def add_parsers(sub) -> None:
     nt.add_argument("--seed", type=int, default=0, help="base seed; every check derives its own from it")
     nt.add_argument("--output", "-o", default="reports", metavar="DIR", help="report directory (default reports/)")
     nt.add_argument("--shard", metavar="I/N", help="run shard I of N (a stable hash of each check's key)")
-    nt.add_argument("--jobs", "-j", type=int, default=None, help="worker processes per Keras backend (default: CPUs)")
+    nt.add_argument("--jobs", "-j", type=int, default=None, help="worker processes, shared among the Keras backends' pools by estimated cost (default: CPUs)")
     nt.add_argument("--history", metavar="PATH|URL", default=DEFAULT_HISTORY,
                     help=f"history database: an SQLite file (default {DEFAULT_HISTORY}, whatever --output is) "
                          "or a postgresql:// URL")
