@@ -164,6 +164,7 @@ def test_keras_on_a_gpu_machine_compares_with_its_cpu_run(tmp_path, runtime):
         pytest.skip(f"{runtime} is not installed")
     rows = _check_cli(tmp_path, "keras.losses.categorical_hinge", "keras.losses.squared_hinge", "--runtime", runtime,
                       "--device", "cuda", "--property", "device", "--examples", "10")
+    assert rows, "no result rows"
     assert {r["status"] for r in rows} <= {"pass", "deviation", "xfail"}, [(r["id"], r["message"]) for r in rows]
 
 
