@@ -478,6 +478,9 @@ def safe_softmax_cross_entropy(logits, labels, *, reduction: str = "none", **red
     In exact arithmetic it is :func:`softmax_cross_entropy` (which follows the same 0 log 0 = 0
     convention). optax's custom JVP gives d/dx = sum(y) softmax - y (0 at the -inf logits) and
     d/dy = -log_softmax (+inf at the -inf logits): the derivative, reproduced here (verified).
+
+    Shapes: ``logits`` and ``labels`` ``[..., C]`` (broadcast together, classes last); terms ``[...]``
+    for ``reduction="none"``, a scalar otherwise.
     """
     return softmax_cross_entropy(logits, labels, axis=-1, reduction=reduction, **reduce_kw)
 
@@ -686,6 +689,10 @@ def keras_masked_reduce_kw(valid, reduction: str, weights=None, divisor=None) ->
     the valid entries divided by their *count* (``divide_no_nan``: 0 when none is valid); for
     ``"mean_with_sample_weight"`` the divisor is the sum of ``mask * sample_weight``; ``"sum"``
     just drops the masked entries. Returns ``{"weights": mask * weights, "divisor": ...}``.
+
+    Shapes: ``valid`` boolean, the shape of the per-sample losses it masks; ``weights`` broadcastable
+    to it. The returned ``weights`` have ``valid``'s shape; ``divisor`` is a scalar, present only when
+    given or for ``"mean"`` / ``"sum_over_batch_size"``.
     """
     valid = np.asarray(valid, dtype=bool)
     w = valid.astype(np.float64)
@@ -758,7 +765,10 @@ def sparse_categorical_cross_entropy(output, labels, *, from_logits: bool = Fals
 
 
 def sparse_valid_mask(labels, ignore_class=None):
-    """Keras' validity mask for ``ignore_class``: ``labels != ignore_class`` (all True for None)."""
+    """Keras' validity mask for ``ignore_class``: ``labels != ignore_class`` (all True for None).
+
+    Shapes: integer ``labels`` of any shape; the boolean mask has the same shape.
+    """
     labels = np.asarray(labels)
     if ignore_class is None:
         return np.ones(labels.shape, dtype=bool)

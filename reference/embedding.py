@@ -204,6 +204,9 @@ def hinge_embedding(input, target, *, margin: float = 1.0, reduction: str = "non
     torch evaluates ``where(y != 1, max(margin - x, 0), 0) + where(y != -1, x, 0)``: a label that
     is neither 1 nor -1 gets both terms; this is reproduced. The target enters only through
     comparisons: no gradient for it (torch returns none). Kink where margin - x == 0 (y != 1).
+
+    Shapes: ``input`` and ``target`` broadcast together (torch: one shape, any rank); returns their
+    broadcast shape for ``reduction="none"``, a scalar otherwise.
     """
     x, y = f64(input, target)
     x, y = np.broadcast_arrays(x, y)
@@ -270,6 +273,9 @@ def soft_margin(input, target, *, reduction: str = "none", **reduce_kw) -> Resul
     Returns the gradient for both inputs (the loss is symmetric in x and y); torch differentiates
     only ``input``. torch evaluates ``log1p(exp(-y x))``, which overflows to inf where
     -y x > log(max float) (88.7 in float32): the exact value, -y x + log1p(exp(y x)), is returned.
+
+    Shapes: ``input`` and ``target`` broadcast together (torch: one shape, any rank); returns their
+    broadcast shape for ``reduction="none"``, a scalar otherwise.
     """
     x, y = f64(input, target)
     x, y = np.broadcast_arrays(x, y)
@@ -322,6 +328,8 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
         by the number of nonzero losses (0 if there is none), ``mean_with_sample_weight`` by the sum
         of the weights of those samples. The function ``keras.losses.circle`` returns ``[N]``
         unreduced.
+
+    Returns shape ``[N]`` (one loss per embedding) for ``reduction="none"``, a scalar otherwise.
 
     Kinks: 1 - x_i.x_j == 0, margin + d == 0 and 1 + margin - d == 0, on pairs that count.
     """

@@ -185,5 +185,8 @@ def multiclass_perceptron(scores, labels, *, reduction: str = "none", **reduce_k
 
     Args and return as :func:`multiclass_hinge`. Kinks: ties of the maximum.
     Source: optax/losses/_classification.py ``multiclass_perceptron_loss``.
+
+    Shapes: ``scores`` [..., c]; integer ``labels`` [...]. Returns shape [...] for ``reduction="none"``,
+    a scalar otherwise.
     """
     return _multiclass(scores, labels, 0.0, reduction, reduce_kw)

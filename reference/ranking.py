@@ -25,6 +25,10 @@ def ranking_softmax(logits, labels, *, where=None, weights=None, reduce_fn: str 
 
     Gradients for ``logits``, ``labels`` and ``weights`` (all zero at invalid items). Smooth: no
     kinks.
+
+    Shapes: ``logits`` and ``labels`` broadcast together to ``[..., L]``; ``where`` and ``weights`` to that.
+    Returns a scalar for ``reduce_fn="mean"`` or ``"sum"``, shape ``[...]`` (one loss per list) for
+    ``None``. Models optax ``ranking_softmax_loss`` (source in the module docstring).
     """
     s, y = f64(logits, labels)
     s, y = np.broadcast_arrays(s, y)

@@ -45,7 +45,11 @@ def squared_error(predictions, targets, *, half: bool = False, reduction: str = 
 
 def absolute_error(predictions, targets, *, reduction: str = "none", **reduce_kw) -> Result:
     """|p - t|: torch ``L1Loss``, Keras ``MeanAbsoluteError``. Not differentiable at p == t
-    (the gradient there is a subgradient; torch and Keras use sign(0) = 0)."""
+    (the gradient there is a subgradient; torch and Keras use sign(0) = 0).
+
+    Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
+    """
     p, t, (pb, tb) = _pair(predictions, targets)
     d = pb - tb
     terms = np.abs(d)
@@ -64,6 +68,9 @@ def huber(predictions, targets, *, delta: float = 1.0, reduction: str = "none", 
     torch ``HuberLoss(delta)``, Keras ``Huber(delta)``, optax ``huber_loss(delta)``. The loss is
     once differentiable; the second derivative jumps at |d| = delta, listed in ``kink_gap`` so
     finite-difference checks stay off it.
+
+    Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     d = pb - tb
@@ -84,6 +91,9 @@ def smooth_l1(predictions, targets, *, beta: float = 1.0, reduction: str = "none
     """torch ``SmoothL1Loss(beta)``: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
 
     ``beta == 0`` is exactly L1 (torch special-cases it), with a kink at d == 0.
+
+    Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
     """
     if beta == 0:
         return absolute_error(predictions, targets, reduction=reduction, **reduce_kw)
@@ -132,6 +142,9 @@ def mape(predictions, targets, *, epsilon: float | None = None, reduction: str =
     """100 |t - p| / max(|t|, epsilon): Keras ``MeanAbsolutePercentageError`` (epsilon = 1e-7).
 
     ``epsilon=None`` is the exact |t - p| / |t| (infinite at t == 0). Kinks: p == t, |t| == epsilon.
+
+    Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     d = pb - tb
@@ -164,6 +177,9 @@ def msle(predictions, targets, *, epsilon: float | None = None, reduction: str =
 
     Keras evaluates log(x + 1) rather than log1p(x): each log carries an absolute error of about
     one ulp of 1, which the scale includes.
+
+    Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     lo = -np.inf if epsilon is None else epsilon
@@ -195,6 +211,9 @@ def poisson(predictions, targets, *, epsilon: float = 0.0, reduction: str = "non
 
     Requires p + epsilon > 0. ``epsilon=0`` is the exact Poisson negative log-likelihood without
     the log(t!) constant.
+
+    Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     q = pb + epsilon
@@ -233,6 +252,9 @@ def poisson_nll(input, target, *, log_input: bool = True, full: bool = False, ep
     ``log_input=True``: exp(x) - t x (x is the log-rate); ``log_input=False``: x - t log(x + eps).
     ``full=True`` adds Stirling's approximation of log(t!) where t > 1 (0 elsewhere: the value jumps
     at t == 1, listed in ``kink_gap``). ``eps=0`` with ``log_input=False`` is the exact NLL.
+
+    Shapes: ``input`` and ``target`` broadcast together; the output has the broadcast shape
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
     """
     x, t, (xb, tb) = _pair(input, target)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -340,6 +362,10 @@ def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float
     negation (``negate=True``). With ``norm_floor=0`` a zero vector gives NaN (0/0), the exact
     mathematics having no value there. ``where`` masks elements along ``axis`` (optax).
     Non-differentiable where a norm equals the floor.
+
+    Shapes: ``predictions`` and ``targets`` broadcast together, the vectors along ``axis`` (``[..., D]``
+    by default); ``where`` broadcastable to them. The output has the broadcast shape without ``axis``
+    (``[...]``) for ``reduction="none"``, a scalar otherwise.
     """
     a, b = f64(predictions, targets)
     a, b = np.broadcast_arrays(a, b)
@@ -376,7 +402,12 @@ def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float
 
 def cosine_distance(predictions, targets, *, axis: int = -1, norm_floor: float = 0.0, where=None,
                     reduction: str = "none", **reduce_kw) -> Result:
-    """1 - cosine_similarity: optax ``cosine_distance``."""
+    """1 - cosine_similarity: optax ``cosine_distance``.
+
+    Shapes as :func:`cosine_similarity`: ``predictions`` and ``targets`` broadcast together, the vectors
+    along ``axis``; the output has the broadcast shape without ``axis`` for ``reduction="none"``, a
+    scalar otherwise.
+    """
     neg = cosine_similarity(predictions, targets, axis=axis, norm_floor=norm_floor, negate=True, where=where)
     return finish(1.0 + neg.value, neg.scale + 1.0, neg.vjp, reduction, kink_gap=neg.kink_gap,
                   local_grad_scale=neg.grad_scale, **reduce_kw)

@@ -103,6 +103,9 @@ def dice(predictions, targets, *, smooth: float = 0.0, epsilon: float = 0.0, axi
 
     Models Keras ``dice(y_true, y_pred, axis)`` with ``epsilon=keras.config.epsilon()``; ``axis=None``
     reduces every axis, batch included, to one scalar.
+
+    Shapes as :func:`tversky`: ``predictions`` and ``targets`` broadcast together (Keras: one shape);
+    returns their shape with the ``axis`` axes removed (``None``: a scalar), then ``reduction``.
     """
     return tversky(predictions, targets, alpha=0.5, beta=0.5, smooth=0.5 * smooth, epsilon=0.5 * epsilon,
                    axis=axis, reduction=reduction, **reduce_kw)
@@ -148,7 +151,12 @@ def _needs_binary_class_axis(x, t) -> bool:
 
 def optax_dice_probabilities(predictions, targets, *, apply_softmax: bool, binary: bool = False):
     """``(probabilities, targets)``, both ``[..., C]``, as optax's ``dice_loss`` (``binary``:
-    ``binary_dice_loss``, where ``apply_softmax`` is its ``apply_sigmoid``) compares them."""
+    ``binary_dice_loss``, where ``apply_softmax`` is its ``apply_sigmoid``) compares them.
+
+    Shapes: ``predictions`` and ``targets`` as :func:`dice_loss` takes them (both ``[..., C]``, or one
+    ``[...]`` against the other's ``[..., 1]``); with ``binary``, inputs of equal rank whose last axis
+    is not 1 both get a class axis of 1 first.
+    """
     x, t = f64(predictions, targets)
     if binary and _needs_binary_class_axis(x, t):
         x, t = x[..., None], t[..., None]
@@ -243,6 +251,11 @@ def binary_dice_loss(predictions, targets, *, smooth: float = 0.0, apply_sigmoid
     optax 0.2.8 passes ``apply_sigmoid=False`` on as ``apply_softmax=False``, whose check that the
     class rows sum to 1 rejects every probability but 1 (a class axis of one): the reference
     computes the documented loss.
+
+    Shapes: ``predictions`` (logits; probabilities with ``apply_sigmoid=False``) and ``targets``
+    ``[N, ...]`` of one shape (or one ``[N, ...]`` against the other's ``[N, ..., 1]``, as
+    :func:`dice_loss`). Returns ``[N]`` for ``reduction="none"`` (the axes between the first and the
+    class axis are summed), a scalar otherwise.
     """
     x, t = f64(predictions, targets)
     if _needs_binary_class_axis(x, t):

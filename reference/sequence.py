@@ -477,7 +477,10 @@ def keras_ctc(y_true, y_pred, *, lattice: str = "graves", log_epsilon=None, redu
     length is its number of non-zero entries (the first that many labels are used); every frame
     is used. The backends differ only where no alignment exists: torch (``"graves"``) gives inf
     with a NaN gradient, jax ``lattice="optax", log_epsilon=-1e5``, TensorFlow
-    ``lattice="tensorflow", log_epsilon=TF_LOG_0``. Gradient w.r.t. ``y_pred``."""
+    ``lattice="tensorflow", log_epsilon=TF_LOG_0``. Gradient w.r.t. ``y_pred``.
+
+    Shapes: ``y_true`` (B, S) integer labels, ``y_pred`` (B, T, C); value (B,) before ``reduce_kw``.
+    """
     lab = np.asarray(y_true).astype(np.int64)
     lens = np.sum(lab != 0, axis=-1)
     x = f64(y_pred)
@@ -499,7 +502,11 @@ def optax_ctc_loss(logits, logit_paddings, labels, label_paddings, *, blank_id: 
     (optax/losses/_classification.py): (B,) per-sequence losses. ``logits`` (B, T, K);
     ``logit_paddings`` (B, T) with 1.0 on skipped frames (any pattern: a padded frame carries the
     recursion over); ``labels`` (B, N) right-padded, ``label_paddings`` (B, N) 1.0 on padding.
-    Bind ``log_epsilon=-1e5`` (optax's default) for optax; ``None`` is the exact loss."""
+    Bind ``log_epsilon=-1e5`` (optax's default) for optax; ``None`` is the exact loss.
+
+    Shapes: ``logits`` (B, T, K), ``logit_paddings`` (B, T), ``labels`` and ``label_paddings`` (B, N);
+    value (B,) before ``reduce_kw``. Gradient w.r.t. ``logits``.
+    """
     lab, lens = _optax_lengths(labels, label_paddings)
     p, sw = _batch_sweeps(logits, lab, lens, f64(logit_paddings) == 0, blank_id, "optax", log_epsilon)
     return _logits_result(p, sw, "logits", reduction, reduce_kw)

@@ -26,6 +26,9 @@ def projection_simplex(z, axis=-1):
     score in the support lies within 1 of the max, so d is exact there (Sterbenz) and p is exact
     to a few eps *absolute* whatever |z| is. On z itself, tau = (sum(z) - 1) / k rounds at
     |z| * eps: scores of -1e4 gave p = 1/3 + 6.1e-13 (2,700 eps) where optax returns 1/3 exactly.
+
+    Shapes: ``z`` of any shape, projected along ``axis``; returns ``(p, tau)``, ``p`` of ``z``'s shape
+    and ``tau`` of ``z``'s shape with ``axis`` of size 1.
     """
     z = np.moveaxis(f64(z), axis, -1)
     top = np.max(z, axis=-1, keepdims=True) if z.shape[-1] else np.zeros(z.shape[:-1] + (1,))
@@ -42,6 +45,11 @@ def projection_simplex(z, axis=-1):
 
 
 def sparsemax(z, axis=-1):
+    """Sparsemax (Martins & Astudillo 2016): the Euclidean projection of ``z`` onto the probability
+    simplex along ``axis``, the ``p`` of :func:`projection_simplex`.
+
+    Shapes: ``z`` of any shape; the output has ``z``'s shape. A plain array, not a :class:`Result`.
+    """
     return projection_simplex(z, axis)[0]
 
 
@@ -127,6 +135,9 @@ def fenchel_young_loss(scores, targets, *, max_fun: str = "logsumexp", reduction
     * ``"sparsemax"``: the Gini max <p, z> - |p|^2/2 + 1/2, p = sparsemax(z); gradient p - y.
 
     The gradient w.r.t. the targets is -z.
+
+    Shapes: ``scores`` and ``targets`` broadcast together, ``[..., C]`` with the classes last; terms
+    ``[...]`` for ``reduction="none"``, a scalar otherwise.
     """
     z, y = f64(scores, targets)
     z, y = np.broadcast_arrays(z, y)
