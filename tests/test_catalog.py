@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from losscheck import catalog
+from losscheck.catalog import torch_classification
 from losscheck.frameworks import RUNTIMES, installed
 
 SPECS = catalog.all_specs()
@@ -56,9 +57,9 @@ def test_draws_are_valid_oracle_inputs(spec):
 
 
 def _index_target(case) -> bool:
-    """torch's class-index targets: integral values, not differentiable (probability targets are)."""
-    t = np.asarray(case.inputs["target"])
-    return t.ndim < np.ndim(case.inputs["input"]) and bool(np.all(t == np.round(t)))
+    """torch's class-index targets (one dimension fewer than the input, the catalog's and torch's rule):
+    not differentiable, unlike probability targets."""
+    return torch_classification._is_index(case.inputs["input"], case.inputs["target"])
 
 
 #: (spec id, argument) -> when the oracle rightly returns no gradient for that differentiable argument
