@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import math
 import os
 import shlex
+import signal
 import sys
+import tempfile
+import threading
 import time
 
 EXIT_OK, EXIT_FINDINGS, EXIT_CANNOT = 0, 1, 2
 FORMATS = ("text", "json", "html")
+MAX_TIMEOUT = 7 * 24 * 3600.0       # seconds; faulthandler's timer overflows far beyond this
+MAX_MEMORY_MB = 2 ** 24             # 16 TiB: RLIMIT_AS in bytes must fit the platform's rlim_t
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -90,15 +96,38 @@ def _repro(args, display: str, name: str) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
+def _writable(path: str) -> str:
+    """Why a report cannot be written at ``path`` ("" if it can): tried with a temporary file in
+    its directory, which is created as the report's writer would create it."""
+    if os.path.isdir(path):
+        return "it is a directory"
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"cannot write in {directory}: {exc.strerror or exc}"
+    return ""
+
+
 def _validate(args) -> None:
     if args.examples < 1:
         raise CannotAudit(f"bad option --examples {args.examples}: must be at least 1")
-    if not args.timeout > 0:
-        raise CannotAudit(f"bad option --timeout {args.timeout}: must be positive")
-    if args.memory < 256:
-        raise CannotAudit(f"bad option --memory {args.memory}: at least 256 MB")
+    if args.seed < 0:
+        raise CannotAudit(f"bad option --seed {args.seed}: must be at least 0")
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT):
+        raise CannotAudit(f"bad option --timeout {args.timeout:g}: must be a number of seconds above 0 and at most "
+                          f"{MAX_TIMEOUT:g}")
+    if not 256 <= args.memory <= MAX_MEMORY_MB:
+        raise CannotAudit(f"bad option --memory {args.memory}: must be from 256 to {MAX_MEMORY_MB} MB")
     if args.jobs < 1:
         raise CannotAudit(f"bad option --jobs {args.jobs}: must be at least 1")
+    for path in args.output or []:
+        why = _writable(path)
+        if why:
+            raise CannotAudit(f"bad option --output {path}: {why}")
     if args.inputs:
         from .infer import InputsError, parse_inputs
 
@@ -115,10 +144,73 @@ def _validate(args) -> None:
             raise CannotAudit(f"bad option --reference: {exc}") from None
 
 
+class _Signals:
+    """While armed, SIGINT and SIGTERM stop the audit: the sandbox kills its workers and the first
+    signal raises KeyboardInterrupt in the main thread, so that what finished is reported. Disarmed
+    (while the report is written) a signal only stops the workers."""
+
+    def __init__(self):
+        self.name, self.armed, self._old = "", False, {}
+
+    def _handle(self, signum, frame) -> None:
+        from .sandbox import interrupt
+
+        interrupt()
+        if self.armed and not self.name:
+            self.name = signal.Signals(signum).name
+            raise KeyboardInterrupt(self.name)
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.armed = True
+        return self
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def __exit__(self, *exc) -> bool:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+        return False
+
+
+def _fill_repro(entry: dict, command: str) -> None:
+    """Every finding carries the command that audits its loss again (the worker sets most)."""
+    for ch in entry["checks"]:
+        if ch["status"] in ("fail", "warn") and not ch.get("repro"):
+            ch["repro"] = command
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:300]
+
+
+def _not_done(args, entries: list[dict]) -> list[str]:
+    """What the command line asked for and the audit could not do, one line each: a ``--reference``
+    or ``--inputs`` that did not apply to a loss, and no loss checked at all (every one skipped)."""
+    out = []
+    for e in entries:
+        where = f"{e['file']}:{e['line']}: {e['name']}"
+        for ch in e["checks"]:
+            if ch["status"] != "skip":
+                continue
+            if args.reference and ch["check"] in ("reference", "oracle"):
+                out.append(f"{where}: --reference {args.reference} not checked: {_first_line(ch['message'])}")
+            elif args.inputs and ch["check"] == "inputs":
+                out.append(f"{where}: --inputs does not fit it ({_first_line(ch['message'])}); --select the losses "
+                           "it describes")
+    if entries and all(e["status"] == "skip" for e in entries):
+        why = "; ".join(f"{e['name']}: {_first_line(next((c['message'] for c in e['checks']), 'skipped'))}"
+                        for e in entries[:3])
+        out.append(f"no loss could be checked ({why}{'; ...' if len(entries) > 3 else ''})")
+    return out
+
+
 def run(args, argv: list[str] | None = None) -> int:
     from . import report
     from .discover import AuditSyntaxError, discover
-    from .sandbox import Limits, audit_file
+    from .sandbox import Limits, audit_file, reset_interrupt
 
     started = time.perf_counter()
     command = ["losscheck", *(argv if argv is not None else sys.argv[1:])]
@@ -128,84 +220,108 @@ def run(args, argv: list[str] | None = None) -> int:
                "examples": args.examples, "seed": args.seed}
     limits = Limits(timeout=args.timeout, memory_mb=args.memory, cuda=args.device != "cpu")
     exit_code = EXIT_CANNOT
-    try:
-        _validate(args)
-        found_any = False
-        work = []   # (file row, path, discovered file, chosen candidates)
-        for path in args.paths:
-            try:
-                paths = _files(path)
-            except CannotAudit as exc:
-                could_not.append(str(exc))
-                files.append({"path": path, "status": "error", "reason": str(exc)})
-                continue
-            explicit = not os.path.isdir(path)
-            for f in paths:
-                row = {"path": f, "status": "audited", "reason": "", "losses": 0}
-                files.append(row)
+    lock = threading.Lock()
+    reset_interrupt()
+    signals = _Signals()
+    with signals:
+        try:
+            _validate(args)
+            work = []     # (file row, path, discovered file, chosen candidates)
+            misses = []   # files with losses, none of them selected: an error only if no file has one
+            for path in args.paths:
                 try:
-                    info = discover(f)
-                except AuditSyntaxError as exc:
-                    row.update(status="error", reason=str(exc))
+                    paths = _files(path)
+                except CannotAudit as exc:
                     could_not.append(str(exc))
+                    files.append({"path": path, "status": "error", "reason": str(exc)})
                     continue
-                chosen = _selected(info.candidates, args.select)
-                if not chosen:
-                    names = ", ".join(c.name for c in info.candidates) or "none"
-                    why = (f"{f}:1: no loss named {', '.join(args.select)} (found: {names})" if args.select and
-                           info.candidates else f"{f}:1: no loss found (no function or class taking a prediction "
-                           "and a target, no model.compile(loss=...), no nn.XLoss() assignment); name it *loss* or "
-                           "use @losscheck.declare")
-                    row.update(status="no losses" if not explicit else "error", reason=why)
-                    if explicit or args.select:
-                        could_not.append(why)
-                    continue
-                found_any = True
-                work.append((row, f, info, chosen))
+                explicit = not os.path.isdir(path)
+                for f in paths:
+                    row = {"path": f, "status": "audited", "reason": "", "losses": 0}
+                    files.append(row)
+                    try:
+                        info = discover(f)
+                    except AuditSyntaxError as exc:
+                        row.update(status="error", reason=str(exc))
+                        could_not.append(str(exc))
+                        continue
+                    chosen = _selected(info.candidates, args.select)
+                    if chosen:
+                        work.append((row, f, info, chosen))
+                    elif args.select and info.candidates:
+                        names = ", ".join(c.name for c in info.candidates)
+                        why = f"{f}:1: no loss named {', '.join(args.select)} (found: {names})"
+                        row.update(status="no losses", reason=why)
+                        misses.append(why)
+                    else:
+                        why = (f"{f}:1: no loss found (no function or class taking a prediction and a target, no "
+                               "model.compile(loss=...), no nn.XLoss() assignment); name it *loss* or use "
+                               "@losscheck.declare")
+                        row.update(status="error" if explicit and not args.select else "no losses", reason=why)
+                        if explicit and not args.select:
+                            could_not.append(why)
+            if args.select and not work:
+                could_not += misses or [f"{', '.join(args.paths)}: no loss named {', '.join(args.select)}"]
 
-        def audit_one(item):
-            row, f, info, chosen = item
-            t0 = time.perf_counter()
-            repro = {c.name: _repro(args, f, c.name) for c in chosen}
-            outcome = audit_file(f, f, info.frameworks, [c.to_json() for c in info.candidates],
-                                 [c.name for c in chosen], options, limits, repro)
-            for e in outcome.entries:
-                e["file"] = f
-            row.update(losses=len(outcome.entries), duration_s=round(time.perf_counter() - t0, 2),
-                       restarts=outcome.restarts)
-            if outcome.error:
-                row.update(status="error", reason=outcome.error)
-            return outcome
-
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:   # each file is its own sandboxed process
-            for outcome in pool.map(audit_one, work):
-                entries += outcome.entries
-                versions.update(outcome.versions)
+            def audit_one(item):
+                row, f, info, chosen = item
+                t0 = time.perf_counter()
+                repro = {c.name: _repro(args, f, c.name) for c in chosen}
+                outcome = audit_file(f, f, info.frameworks, [c.to_json() for c in info.candidates],
+                                     [c.name for c in chosen], options, limits, repro)
+                for e in outcome.entries:
+                    e["file"] = f
+                    _fill_repro(e, repro.get(e["name"], ""))
+                row.update(losses=len(outcome.entries), duration_s=round(time.perf_counter() - t0, 2),
+                           restarts=outcome.restarts)
                 if outcome.error:
-                    could_not.append(outcome.error)
-        if not found_any and not could_not:
-            could_not.append(f"{', '.join(args.paths)}: no loss found in any file")
-        findings = any(e["status"] in ("fail", "warn") for e in entries)
-        exit_code = EXIT_CANNOT if could_not else (EXIT_FINDINGS if findings else EXIT_OK)
-    except CannotAudit as exc:
-        could_not.append(str(exc))
-    except KeyboardInterrupt:
-        could_not.append("interrupted")
-    finally:
-        doc = report.document(command=command, options=options, files=files, losses=entries, versions=versions,
-                              exit_code=exit_code, could_not_audit=could_not,
-                              duration_s=round(time.perf_counter() - started, 2))
-        renderers = {"json": report.dumps, "html": report.to_html, "text": report.text}
-        if args.output:
-            from ..report.json_report import write_atomic
+                    row.update(status="error", reason=outcome.error)
+                elif outcome.interrupted:
+                    row.update(status="error", reason=f"{f}: interrupted after {len(outcome.entries)} of "
+                                                      f"{len(chosen)} losses")
+                with lock:   # kept as each file ends: an interrupted audit still reports what finished
+                    entries.extend(outcome.entries)
+                    versions.update(outcome.versions)
+                    if outcome.error:
+                        could_not.append(outcome.error)
 
-            for path in args.output:
-                write_atomic(path, renderers[args.format or _format_of(path)](doc))
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:   # each file is its own sandboxed process
+                for future in [pool.submit(audit_one, w) for w in work]:
+                    future.result()
+            if not work and not could_not:
+                could_not.append(f"{', '.join(args.paths)}: no loss found in any file")
+            could_not += _not_done(args, entries)
+            findings = any(e["status"] in ("fail", "warn") for e in entries)
+            exit_code = EXIT_CANNOT if could_not else (EXIT_FINDINGS if findings else EXIT_OK)
+        except CannotAudit as exc:
+            could_not.append(str(exc))
+        except KeyboardInterrupt:
+            could_not.append(f"interrupted ({signals.name or 'KeyboardInterrupt'}): the report holds the "
+                             f"{len(entries)} losses audited before")
+        finally:
+            signals.disarm()
+            doc = report.document(command=command, options=options, files=files, losses=entries, versions=versions,
+                                  exit_code=exit_code, could_not_audit=could_not,
+                                  duration_s=round(time.perf_counter() - started, 2))
+            renderers = {"json": report.dumps, "html": report.to_html, "text": report.text}
+            written = []
+            if args.output:
+                from ..report.json_report import write_atomic
+
+                for path in args.output:
+                    if any(r.startswith(f"bad option --output {path}:") for r in could_not):
+                        continue
+                    try:
+                        write_atomic(path, renderers[args.format or _format_of(path)](doc))
+                        written.append(path)
+                    except OSError as exc:
+                        could_not.append(f"--output {path}: cannot write the report: {exc.strerror or exc}")
+                        exit_code = EXIT_CANNOT
     if args.output:
         sys.stdout.write(report.text(doc, args.verbose, errors=False))
-        for path in args.output:
+        for path in written:
             print(f"wrote {path}")
     elif args.format in ("json", "html"):
         sys.stdout.write(renderers[args.format](doc) + ("\n" if args.format == "json" else ""))

@@ -13,16 +13,20 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
 #: seconds allowed for importing the frameworks the file uses (not charged to the user's code)
 FRAMEWORK_TIMEOUT = 300.0
 GRACE = 5.0
+#: seconds a worker that closed its channel gets to exit on its own before it is killed
+EXIT_GRACE = 3.0
 SIGNALS = {signal.SIGSEGV: "a segmentation fault (SIGSEGV)", signal.SIGABRT: "an abort (SIGABRT)",
            signal.SIGBUS: "a bus error (SIGBUS)", signal.SIGFPE: "a floating-point exception (SIGFPE)",
            signal.SIGILL: "an illegal instruction (SIGILL)"}
@@ -48,13 +52,32 @@ class FileOutcome:
     error: str | None = None        # could not audit the file: a one-line reason (with the line)
     versions: dict = field(default_factory=dict)
     restarts: int = 0
+    interrupted: bool = False       # stopped by :func:`interrupt`; ``entries`` holds what finished
+
+
+_INTERRUPTED = threading.Event()
+
+
+def interrupt() -> None:
+    """Stop every audit in progress: each worker is killed, each :func:`audit_file` returns what
+    finished (the CLI calls this on SIGINT and SIGTERM)."""
+    _INTERRUPTED.set()
+
+
+def reset_interrupt() -> None:
+    _INTERRUPTED.clear()
 
 
 class _Worker:
     def __init__(self, job: dict):
         self.ctl_r, ctl_w = os.pipe()
         self.out = tempfile.TemporaryFile(prefix="losscheck-audit-")
+        self.killed = False   # the worker was still running when stop() killed it
+        # the worker is killed, so its atexit clean-up (TensorFlow's autograph files) never runs:
+        # its temporary files go to a directory of its own, removed by close()
+        self.tmpdir = tempfile.mkdtemp(prefix="losscheck-audit-tmp-")
         env = dict(os.environ)
+        env.update(TMPDIR=self.tmpdir, TEMP=self.tmpdir, TMP=self.tmpdir)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -68,12 +91,15 @@ class _Worker:
         self.buf = b""
 
     def next_event(self, deadline: float) -> dict | None:
-        """The next event, or None at EOF (the worker is gone) or at the deadline ({"event": "timeout"})."""
+        """The next event, or None at EOF (the worker is gone), ``{"event": "timeout"}`` at the
+        deadline, ``{"event": "interrupted"}`` once :func:`interrupt` was called."""
         while b"\n" not in self.buf:
+            if _INTERRUPTED.is_set():
+                return {"event": "interrupted"}
             left = deadline - time.monotonic()
             if left <= 0:
                 return {"event": "timeout"}
-            ready, _, _ = select.select([self.ctl_r], [], [], min(left, 1.0))
+            ready, _, _ = select.select([self.ctl_r], [], [], min(left, 0.2))
             if not ready:
                 continue
             chunk = os.read(self.ctl_r, 65536)
@@ -83,8 +109,15 @@ class _Worker:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def stop(self) -> int:
+    def stop(self, grace: float = 0.0) -> int:
+        """End the worker (after ``grace`` seconds to exit on its own) and return its status."""
+        if grace and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
+            self.killed = True
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)   # the worker's own session: only what we started
             except ProcessLookupError:
@@ -104,6 +137,7 @@ class _Worker:
 
     def close(self) -> None:
         self.out.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def traceback_line(text: str, path: str) -> int:
@@ -120,8 +154,10 @@ def traceback_line(text: str, path: str) -> int:
     return hits[-1] if hits else 0
 
 
-def death(rc: int, tail: str, path: str, limits: Limits, timed_out: bool) -> tuple[str, str, int]:
-    """(code, cause in words, line in the user's file) for a worker that ended without reporting."""
+def death(rc: int, tail: str, path: str, limits: Limits, timed_out: bool,
+          killed_by_audit: bool = False) -> tuple[str, str, int]:
+    """(code, cause in words, line in the user's file) for a worker that ended without reporting;
+    ``killed_by_audit``: it closed its channel but did not exit, and the audit killed it."""
     line = traceback_line(tail, path)
     at = f" at line {line}" if line else ""
     if timed_out or "Timeout (" in tail:
@@ -130,6 +166,9 @@ def death(rc: int, tail: str, path: str, limits: Limits, timed_out: bool) -> tup
         sig = -rc
         if sig == signal.SIGXFSZ:
             return "X006", f"printed more than {limits.output_hard_mb} MiB{at}: the audit stopped it", line
+        if sig == signal.SIGKILL and killed_by_audit:
+            return "X004", (f"closed the audit's channel{at} and did not exit within {EXIT_GRACE:g} s: the audit "
+                            "killed it" + (f" ({_said(tail)})" if _said(tail) else "")), line
         if sig == signal.SIGKILL:
             return "X007", f"was killed (SIGKILL){at}, most likely by the system's out-of-memory killer", line
         return "X004", f"crashed the process with {SIGNALS.get(sig, f'signal {sig}')}{at}", line
@@ -138,7 +177,25 @@ def death(rc: int, tail: str, path: str, limits: Limits, timed_out: bool) -> tup
         return "X004", f"called os._exit({exited[-1]}){at}: the training process would end here", line
     if "MemoryError" in tail[-4000:] or "Cannot allocate memory" in tail[-4000:]:
         return "X007", f"exceeded the memory limit of {limits.memory_mb} MiB{at}", line
+    said = _said(tail)
+    if said:   # the loss left the process unable to go on (closed sys.stdout, broke an interpreter global)
+        return "X004", f"ended the process with exit status {rc}{at}: {said}", line
     return "X004", f"ended the process with exit status {rc}{at} (os._exit() or a fatal error in native code)", line
+
+
+def _said(tail: str) -> str:
+    """The last line of a Python traceback in the worker's output ("" if none)."""
+    if "Traceback (most recent call last)" not in tail:
+        return ""
+    found = re.findall(r"^(\w+(?:\.\w+)*(?:Error|Exception|Exit|Interrupt)\b.*)$", tail[-4000:], re.M)
+    return found[-1][:200] if found else ""
+
+
+def _memory_hint(message: str, limits: Limits) -> str:
+    """``message``, plus a hint when it reads like the sandbox's memory limit was hit."""
+    if re.search(r"MemoryError|Cannot allocate memory|failed to map segment|std::bad_alloc", message):
+        return f"{message} (the sandbox's memory limit, --memory {limits.memory_mb}, may be too low)"
+    return message
 
 
 def audit_file(path: str, display: str, frameworks: list[str], candidates: list[dict], todo: list[str],
@@ -147,6 +204,9 @@ def audit_file(path: str, display: str, frameworks: list[str], candidates: list[
     outcome = FileOutcome()
     remaining = list(todo)
     while remaining:
+        if _INTERRUPTED.is_set():
+            outcome.interrupted = True
+            return outcome
         job = {"path": os.path.abspath(path), "display_path": display, "frameworks": frameworks,
                "candidates": candidates, "todo": remaining, "options": options, "limits": limits.to_json(),
                "repro": repro}
@@ -156,15 +216,19 @@ def audit_file(path: str, display: str, frameworks: list[str], candidates: list[
         try:
             while True:
                 ev = worker.next_event(deadline)
+                if ev is not None and ev["event"] == "interrupted":
+                    worker.stop()
+                    outcome.interrupted = True
+                    return outcome
                 if ev is None or ev["event"] == "timeout":
                     timed_out = ev is not None
-                    rc = worker.stop()
+                    rc = worker.stop(grace=0.0 if timed_out else EXIT_GRACE)
                     tail = worker.output_tail()
                     if phase in ("boot", "frameworks"):
-                        outcome.error = (f"{display}: the audit worker failed before importing the file "
-                                         f"(status {rc}): {_last_line(tail)}")
+                        outcome.error = _memory_hint(f"{display}: the audit worker failed before importing the file "
+                                                     f"(status {rc}): {_last_line(tail)}", limits)
                         return outcome
-                    code, cause, line = death(rc, tail, path, limits, timed_out)
+                    code, cause, line = death(rc, tail, path, limits, timed_out, worker.killed)
                     if phase == "import":
                         outcome.error = f"{display}:{line}: importing the file {cause}"
                         return outcome
@@ -182,7 +246,8 @@ def audit_file(path: str, display: str, frameworks: list[str], candidates: list[
                 elif kind == "import_error":
                     worker.stop()
                     line = ev.get("line") or 0
-                    outcome.error = f"{display}:{line}: cannot import the file: {ev.get('message')}"
+                    outcome.error = _memory_hint(f"{display}:{line}: cannot import the file: {ev.get('message')}",
+                                                 limits)
                     return outcome
                 elif kind == "imported":
                     phase = "idle"
