@@ -20,6 +20,11 @@ from .oracle import jsonable, oracle_checks
 from .probes import Probe, result
 
 STATUS_RANK = {"fail": 3, "warn": 2, "pass": 1, "skip": 0}
+#: what a loss that returns no value at all most likely does wrong, by the type it returns
+NOT_A_VALUE = {"NoneType": "a missing return statement", "coroutine": "an async def: training calls it without await",
+               "generator": "a yield where a return is meant", "async_generator": "an async def with a yield",
+               "list": "a list where the loss tensor itself is meant", "tuple": "a tuple where the loss tensor itself "
+               "is meant", "str": "text where the loss tensor is meant"}
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Subject:
     annotations: dict = field(default_factory=dict)
     locate: str = ""                 # Python expression giving the object from the module (for scripts)
     hints: dict = field(default_factory=dict)   # hyper-parameters the code binds (partial keywords)
+    keywords: list[str] = field(default_factory=list)   # params passed by keyword (keyword-only, **kwargs)
 
 
 def entry_for(c: dict, framework: str | None) -> dict:
@@ -165,6 +171,8 @@ def _choose(s: Subject, candidates: list[Plan], evaluator: Evaluator, opts: Opti
             except probes.LossError as exc:  # the loss rejected this hypothesis
                 tried.append(f"{plan.label} [{dtype}]: {probes._short(exc)}")
                 continue
+            if not out.numeric:   # None, a str, a coroutine...: it took these inputs; what it returns is the finding
+                return probe, out, tried
             if not np.all(np.isfinite(out.value)):
                 nonfinite = nonfinite or (probe, out)
                 tried.append(f"{plan.label} [{dtype}]: value {probes._fmt(out.value)}")
@@ -200,6 +208,9 @@ def _audit(s: Subject, opts: Options, entry: dict, evaluator: Evaluator) -> None
         return
     plan = probe.plan
     entry["inputs"] = plan.describe()
+    if not out.numeric:   # no value to check anything on: X005 alone
+        entry["checks"].append(_output_check(s, probe, out))
+        return
     if not np.all(np.isfinite(out.value)):
         entry["checks"].append(result("inputs", "fail", f"the loss is {probes._fmt(out.value)} on ordinary inputs "
                                       f"({plan.label}), and every other input hypothesis raises: "
@@ -326,6 +337,10 @@ def _raised_everywhere(s: Subject, tried: list[str]) -> dict:
 def _output_check(s: Subject, probe: Probe, out) -> dict:
     n = probe.dims["N"]
     shape = np.shape(out.value)
+    if not out.numeric:
+        why = NOT_A_VALUE.get(out.type_name, "no loss value to train on")
+        return result("output", "fail", f"returns {out.type_name}, not a {s.framework} tensor: {why}; nothing else "
+                      "can be checked", "X005", {"type": out.type_name})
     if not out.is_tensor:
         return result("output", "fail", f"returns {out.type_name} ({probes._fmt(out.value)}), not a "
                       f"{s.framework} tensor: the value is cut from autodiff", "X005", {"type": out.type_name})

@@ -33,6 +33,8 @@ ACTIVATIONS = {"softmax": "softmax", "log_softmax": "log_softmax", "logsoftmax":
 TORCH_PREFIXES = ("nn.", "torch.nn.")
 KERAS_PREFIXES = ("keras.losses.", "tf.keras.losses.", "tensorflow.keras.losses.", "losses.")
 OPTAX_PREFIXES = ("optax.losses.", "optax.")
+#: calls that compile a function and return it with the same arguments: jax.jit(lambda ...)
+COMPILERS = {"jax.jit", "jit", "tf.function", "tensorflow.function", "torch.compile"}
 #: Keras' string aliases for model.compile(loss=...), as catalog ids
 KERAS_ALIASES = {
     "mse": "mean_squared_error", "mean_squared_error": "mean_squared_error",
@@ -103,15 +105,16 @@ def dotted(node) -> str:
 
 
 def _params(fn: ast.FunctionDef | ast.Lambda, drop_self: bool = False) -> tuple[list[str], list[str]]:
-    """(all positional parameter names, the required ones)."""
+    """(the call parameters: every positional one, then the required keyword-only ones; the
+    required ones)."""
     a = fn.args
     pos = [p.arg for p in a.posonlyargs + a.args]
     n_default = len(a.defaults)
     required = pos[:len(pos) - n_default] if n_default else list(pos)
-    required += [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
     if drop_self and pos:
         pos, required = pos[1:], [r for r in required if r != pos[0]]
-    return pos, required
+    kw_required = [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
+    return pos + kw_required, required + kw_required
 
 
 def _annotations(fn: ast.FunctionDef) -> dict[str, str]:
@@ -206,6 +209,9 @@ def parse(path: str) -> ast.Module:
         return _raise_syntax(path, exc)
     except ValueError as exc:  # null bytes
         raise AuditSyntaxError(path, 0, f"not Python source: {exc}") from None
+    except (RecursionError, MemoryError) as exc:   # the parser's stack: 1+1+...+1, or - repeated 200,000 times
+        raise AuditSyntaxError(path, 0, f"too deeply nested for Python's parser ({type(exc).__name__} while "
+                               "parsing)") from None
 
 
 def _raise_syntax(path, exc: SyntaxError):
@@ -285,6 +291,16 @@ def discover(path: str) -> FileInfo:
                     instances[var] = func
                     by_name[func].aliases.append(var)
                     continue
+                wrapped = value.args[0] if func in COMPILERS and value.args else None
+                if isinstance(wrapped, ast.Lambda) and at_top:   # jit_loss = jax.jit(lambda pred, target: ...)
+                    add(Candidate(var, node.lineno, "lambda", {"global": var}, params=_params(wrapped)[0],
+                                  notes=[f"a lambda compiled with {func}()"]))
+                    instances[var] = var
+                    continue
+                if isinstance(wrapped, ast.Name) and wrapped.id in by_name:   # jax.jit(my_loss): another name
+                    instances[var] = wrapped.id
+                    by_name[wrapped.id].aliases.append(var)
+                    continue
                 short = func.split(".")[-1]
                 if short == "partial" and at_top:
                     add(Candidate(var, node.lineno, "partial", {"global": var},
@@ -355,21 +371,24 @@ def _function_candidate(node, factories) -> Candidate | None:
     roles = [role_of_name(p) for p in pos]
     has_pair = "prediction" in roles and "target" in roles
     loss_named = bool(LOSS_NAME.search(node.name))
-    if not pos or node.name.startswith("__"):
+    declared = _declared(node.decorator_list)
+    # def my_loss(*args) / (**kwargs): named inputs come only from --inputs or declare (the worker
+    # says so when neither names them)
+    variadic = not pos and bool(node.args.vararg or node.args.kwarg) and (loss_named or declared is not None)
+    if not (pos or variadic) or node.name.startswith("__"):
         return None
     # a name that says loss is not enough for a one-argument helper (manual_loss(target_tensor)
     # computes a loss from a model): it must take a prediction-like argument or two tensors
-    if not (has_pair or (loss_named and (any(roles) or len(required) >= 2))):
+    if not (has_pair or variadic or (loss_named and (any(roles) or len(required) >= 2))):
         return None
     c = Candidate(node.name, node.lineno, "function", {"global": node.name}, params=pos,
-                  doc=ast.get_docstring(node) or "", annotations=_annotations(node),
-                  declared=_declared(node.decorator_list))
+                  doc=ast.get_docstring(node) or "", annotations=_annotations(node), declared=declared)
     if node.name in factories:
         c.skip = "a factory: it returns the loss function (audited where the file calls it at module level)"
     elif set(p.lower() for p in required) & OBJECTIVE_PARAMS:
         c.skip = (f"a training objective over model parameters ({', '.join(p for p in required if p.lower() in OBJECTIVE_PARAMS)}"
                   "): audit the loss it computes as a function of predictions and targets")
-    elif not any(roles) and not loss_named:
+    elif not any(roles) and not loss_named and not variadic:
         return None
     return c
 

@@ -10,6 +10,7 @@ its tensor arguments in the order of its parameters.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ class Output:
     type_name: str = ""
     dtype: str = ""                            # the returned tensor's dtype name
     note: str = ""                             # why no gradient could be taken (traced conversion...)
+    numeric: bool = True                       # False: not a tensor, number or array (None, str, list...)
 
 
 #: how training compiles a loss, per framework (Keras: its backend's); torch trains eagerly
@@ -121,6 +123,20 @@ class Evaluator:
         except (TypeError, ValueError):
             return np.asarray(np.nan)
 
+    def foreign(self, out, grads: dict) -> Output:
+        """What a loss returned that is not a tensor of its framework. A number or an array (NumPy's,
+        another framework's) keeps its value; anything else (None, a str, a list of tensors, the
+        coroutine of an ``async def`` or the generator of a ``yield``) has none: ``numeric`` False."""
+        value, numeric = np.asarray(np.nan), False
+        if isinstance(out, (int, float, np.number, np.ndarray)) or hasattr(type(out), "__array__"):
+            try:
+                value, numeric = np.asarray(out, dtype=np.float64), True
+            except Exception:  # noqa: BLE001 - torch refuses a tensor that requires grad, object arrays...
+                pass
+        if inspect.iscoroutine(out) or inspect.isgenerator(out):
+            out.close()   # never awaited or iterated: no "coroutine was never awaited" warning
+        return Output(value, grads, False, type(out).__name__, numeric=numeric)
+
     # ---- calling -----------------------------------------------------------------------------------
 
     def run(self, make: Callable[..., Callable], args: list[tuple[str, np.ndarray, bool]], context: dict[str, Any],
@@ -169,7 +185,7 @@ class Evaluator:
         finally:
             self._note(watch)
         if not isinstance(out, torch.Tensor):
-            return Output(self.to_numpy(out), {n: None for n, _, d in args if d}, False, type(out).__name__)
+            return self.foreign(out, {n: None for n, _, d in args if d})
         value = self.to_numpy(out)
         grads = {}
         leaves = [(n, t) for (n, _, d), t in zip(args, tensors) if d and t.requires_grad]
@@ -193,7 +209,7 @@ class Evaluator:
                     tape.watch(t)
             out = fn(*tensors)
         if not (tf.is_tensor(out) or isinstance(out, tf.Variable)):
-            return Output(self.to_numpy(out), {n: None for n, _, d in args if d}, False, type(out).__name__)
+            return self.foreign(out, {n: None for n, _, d in args if d})
         value = self.to_numpy(out)
         grads = {}
         leaves = [(n, t) for (n, _, d), t in zip(args, tensors) if d and t.dtype.is_floating]
@@ -294,6 +310,8 @@ class Evaluator:
         if not diff:
             return self._jax_output(value(tensors), {}, args)
         shape = jax.eval_shape(value, tensors)
+        if not isinstance(shape, jax.ShapeDtypeStruct):   # None, a list of arrays...: nothing to differentiate
+            return self._jax_output(fn(*tensors), {args[i][0]: None for i in diff}, args)
         cot = jnp.asarray(np.broadcast_to(1.0 if cotangent is None else cotangent, shape.shape).copy()).astype(shape.dtype)
         out, gs = value_and_vjp(tensors, cot)
         return self._jax_output(out, {args[i][0]: np.asarray(g, dtype=np.float64) for i, g in zip(diff, gs)}, args)
@@ -301,7 +319,7 @@ class Evaluator:
     def _jax_output(self, out, grads, args) -> Output:
         if isinstance(out, self.jax.Array):
             return Output(np.asarray(out, dtype=np.float64), grads, True, "jax.Array", _dtype_name(out.dtype))
-        return Output(self.to_numpy(out), grads or {n: None for n, _, d in args if d}, False, type(out).__name__)
+        return self.foreign(out, grads or {n: None for n, _, d in args if d})
 
     # ---- program size ------------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def script(subject, probe, arrays: dict[str, np.ndarray], check: dict) -> str:
     diff = [t.name for t in probe.plan.call if t.differentiable]
     for t in probe.plan.call:
         lines.append(f"{t.name} = {tensor(t.name, grad=fw == 'torch' and t.name in diff)}")
-    call = f"loss_fn({', '.join(t.name for t in probe.plan.call)})"
+    call = _call(subject, probe)
     if fw == "torch":
         lines += [f"loss = {call}", "print('loss:', loss)", "loss.sum().backward()"]
         lines += [f"print('grad {n}:', {n}.grad)" for n in diff]
@@ -61,22 +61,26 @@ def script(subject, probe, arrays: dict[str, np.ndarray], check: dict) -> str:
         if diff:
             lines += [f"print('grad:', tape.gradient(loss, [{', '.join(diff)}]))"]
     else:
-        args = ", ".join(t.name for t in probe.plan.call)
         lines += [f"loss = {call}", "print('loss:', loss)"]
         if diff:
-            lines += [f"grads = jax.grad(lambda {', '.join(diff)}: jnp.sum(loss_fn({args})), "
+            lines += [f"grads = jax.grad(lambda {', '.join(diff)}: jnp.sum({call}), "
                       f"argnums={tuple(range(len(diff)))})({', '.join(diff)})", "print('grad:', grads)"]
     if check["code"] == "X010":
-        lines += _compiled_call(probe, fw)
+        lines += _compiled_call(probe, fw, call)
     return "\n".join(lines) + "\n"
 
 
-def _compiled_call(probe, fw: str) -> list[str]:
+def _call(subject, probe) -> str:
+    """``loss_fn(pred, target, mask=mask)``: keyword-only inputs (and ``**kwargs``) by keyword."""
+    keywords = set(getattr(subject, "keywords", None) or ())
+    return f"loss_fn({', '.join(f'{t.name}={t.name}' if t.name in keywords else t.name for t in probe.plan.call)})"
+
+
+def _compiled_call(probe, fw: str, call: str) -> list[str]:
     """The call as a compiled training step makes it (audit's X010 check), after the eager one."""
     from ..pytest_messages import compiled_expression
 
     names = [t.name for t in probe.plan.call]
-    call = f"loss_fn({', '.join(names)})"
     if fw == "jax":
         return [f"print('under jax.jit:', {compiled_expression(call, names, 'jax.jit')})"]
     batched = [t.name for t in probe.plan.call if t.shape[:1] == ("N",)]

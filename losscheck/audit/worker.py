@@ -88,13 +88,45 @@ def import_file(path: str):
     return module
 
 
-def required(fn) -> list[str]:
+def _signature(fn):
     try:
-        sig = inspect.signature(fn)
+        return inspect.signature(fn)
     except (TypeError, ValueError):
+        return None
+
+
+def required(fn) -> list[str]:
+    """Parameters without a default: the positional ones, then the keyword-only ones."""
+    sig = _signature(fn)
+    if sig is None:
         return []
-    return [p.name for p in sig.parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    ps = sig.parameters.values()
+    return [p.name for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty] + \
+        [p.name for p in ps if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+
+
+def keyword_only(fn) -> list[str]:
+    sig = _signature(fn)
+    return [p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY] if sig is not None else []
+
+
+def variadic(fn) -> str:
+    """"*args" / "**kwargs" / "*args, **kwargs" as the signature has them ("" for neither)."""
+    sig = _signature(fn)
+    kinds = {p.kind: p.name for p in sig.parameters.values()} if sig is not None else {}
+    return ", ".join(f"{star}{kinds[k]}" for star, k in (("*", inspect.Parameter.VAR_POSITIONAL),
+                                                         ("**", inspect.Parameter.VAR_KEYWORD)) if k in kinds)
+
+
+def by_keyword(fn, keywords: list[str]):
+    """``fn`` called with its inputs in order, as the audit calls a loss, the ones in ``keywords``
+    (keyword-only parameters, or the names ``**kwargs`` receives) passed by keyword."""
+    def call(*args, **kw):
+        names = [k for k in keywords if k not in kw]
+        n = len(args) - len(names)
+        return fn(*args[:n], **dict(zip(names, args[n:])), **kw)
+
+    return call
 
 
 def _call_target(obj):
@@ -108,8 +140,9 @@ def _call_target(obj):
     return obj
 
 
-def resolve(c: dict, module, framework_opt: str, file_frameworks: list[str]):
-    """The candidate as a :class:`~losscheck.audit.checks.Subject`, or a reason it cannot be audited."""
+def resolve(c: dict, module, framework_opt: str, file_frameworks: list[str], inputs: str | None = None):
+    """The candidate as a :class:`~losscheck.audit.checks.Subject`, or a reason it cannot be audited.
+    ``inputs``: the ``--inputs`` text, which names the inputs of a loss taking ``*args``/``**kwargs``."""
     from ..userloss import detect_framework
     from .capture import capture
     from .checks import Subject
@@ -140,7 +173,7 @@ def resolve(c: dict, module, framework_opt: str, file_frameworks: list[str]):
         framework = "tensorflow"
     if inspect.isclass(obj):
         ctor = required(obj.__init__)[1:] if obj.__init__ is not object.__init__ else []
-        target = _call_target(obj)
+        target = signature_of = _call_target(obj)
         params = required(target)[1:] if inspect.isfunction(target) else required(target)
 
         def make(**kw):
@@ -154,13 +187,37 @@ def resolve(c: dict, module, framework_opt: str, file_frameworks: list[str]):
         def make(**kw):
             return obj
     dec = declared(obj) or c.get("declared")
+    keywords = [p for p in keyword_only(signature_of) if p in params]
+    var = variadic(signature_of) if not params else ""
+    if var:   # def loss(*args) / (**kwargs): the inputs are what --inputs (or declare) names, in its order
+        from .infer import InputsError, parse_inputs
+
+        text = inputs or (dec or {}).get("inputs")
+        if not text:
+            return f"takes {var}: its inputs cannot be inferred from its signature; name them with --inputs " \
+                   "(e.g. --inputs 'pred=reals(N,D),target=reals(N,D)') or @losscheck.declare(inputs=...)"
+        try:
+            params = list(parse_inputs(text))
+        except InputsError as exc:
+            return f"takes {var} and its declared inputs cannot be read: {exc}"
+        keywords = [] if var.startswith("*") and not var.startswith("**") else list(params)
+    if keywords:   # keyword-only inputs (or **kwargs): passed by keyword
+        inner = make
+        if inspect.isclass(obj):
+            def make(**kw):
+                return by_keyword(inner(**kw), keywords)
+        else:
+            fn = by_keyword(obj, keywords)   # one callable: the JAX evaluator compiles it once
+
+            def make(**kw):
+                return fn
     doc = c.get("doc") or inspect.getdoc(getattr(target, "python_function", target)) or ""
     annotations = c.get("annotations") or {}
     hints = {k: v for k, v in getattr(obj, "keywords", {}).items() if isinstance(v, (bool, int, float, str))} \
         if hasattr(obj, "func") else {}
     return Subject(candidate=c, framework=framework, make=make, params=params, ctor_params=ctor,
                    captured=capture(obj, vars(module)), declared=dec, doc=doc, annotations=annotations, locate=where,
-                   hints=hints)
+                   hints=hints, keywords=keywords)
 
 
 def _class_framework(cls) -> str | None:
@@ -317,7 +374,7 @@ def audit_one(c: dict, module, opts, job) -> dict:
         return checks.finish(entry, time.perf_counter())
     if c.get("builtin"):
         return checks.audit_builtin(c, opts)
-    subject = resolve({**c, "file": job["path"]}, module, opts.framework, job["frameworks"])
+    subject = resolve({**c, "file": job["path"]}, module, opts.framework, job["frameworks"], opts.inputs)
     if isinstance(subject, str):
         entry = checks.entry_for(c, None)
         entry["checks"].append({"check": "discover", "code": "", "status": "skip", "message": subject,
