@@ -293,19 +293,35 @@ def cmd_check(args) -> int:
                         dtypes=args.dtype or ["float64", "float32"], runtimes=runtimes, device=args.device)
     if not tasks:
         raise UsageError("nothing to check: the filters exclude every catalog entry")
+    if args.json:
+        why = json_report.unwritable(args.json)
+        if why:
+            raise UsageError(f"--json {args.json}: {why}")
     tasks, no_gpu = _on_a_gpu(tasks, args.seed) if args.device != "cpu" else (tasks, [])
-    with console.Progress(len(tasks) + len(no_gpu), enabled=not args.quiet) as progress:
+    with console.Progress(len(tasks) + len(no_gpu), enabled=not args.quiet) as progress, \
+            runner.stop_on_signals() as signals:
         for row in no_gpu:
             progress.advance(row)
         rows, versions = runner.run(tasks, examples=args.examples, seed=args.seed, jobs=args.jobs,
                                     on_row=progress.advance)
     rows = no_gpu + rows
     console.print_summary(rows)
+    code = EXIT_FINDINGS if any(r["status"] in runner.FAILING for r in rows) else EXIT_OK
     if args.json:
-        json_report.write(args.json, rows, versions=versions, seed=args.seed, examples=args.examples,
-                          command=["losscheck", *sys.argv[1:]])
-        print(f"wrote {args.json}")
-    return EXIT_FINDINGS if any(r["status"] in runner.FAILING for r in rows) else EXIT_OK
+        try:
+            json_report.write(args.json, rows, versions=versions, seed=args.seed, examples=args.examples,
+                              command=["losscheck", *sys.argv[1:]])
+            print(f"wrote {args.json}")
+        except OSError as exc:
+            print(f"losscheck: error: --json {args.json}: cannot write the report: {exc.strerror or exc}",
+                  file=sys.stderr)
+            code = EXIT_USAGE
+    if signals:
+        from .nightly import interrupted_exit
+
+        print(f"losscheck: interrupted ({signals[0]}): the checks not finished are skip rows", file=sys.stderr)
+        return interrupted_exit(signals[0])
+    return code
 
 
 if __name__ == "__main__":

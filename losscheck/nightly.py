@@ -244,7 +244,7 @@ def cmd_nightly(args) -> int:
 
     started = time.perf_counter()
     versions: dict = {}
-    with console.Progress(len(tasks), enabled=not args.quiet) as progress:
+    with console.Progress(len(tasks), enabled=not args.quiet) as progress, runner.stop_on_signals() as signals:
         try:
             rows, versions = runner.run(tasks, examples=args.examples, seed=args.seed, jobs=args.jobs,
                                         on_row=on_row, timeout=args.timeout)
@@ -256,14 +256,27 @@ def cmd_nightly(args) -> int:
     changes = trend = None
     if history is not None:
         changes = history.changes(run_id, rows).to_json()
-        history.finish_run(run_id, versions=versions)
+        if not signals:   # an interrupted run stays unfinished: no later run compares with it
+            history.finish_run(run_id, versions=versions)
         trend = history.trend()
         history.close()
     doc = json_report.document(rows, versions=versions, seed=args.seed, examples=args.examples, command=command,
                                selection=asdict(selection), changes=changes, trend=trend, machine=machine, git=git)
     problems = write_report_set(args.output, doc)
     elapsed = time.perf_counter() - started
-    return _finish(doc, args.output, problems, strict=args.strict, elapsed=elapsed)
+    code = _finish(doc, args.output, problems, strict=args.strict, elapsed=elapsed)
+    if signals:
+        print(f"losscheck: interrupted ({signals[0]}): the report holds the checks that finished; the others are "
+              "skip rows", file=sys.stderr)
+        return interrupted_exit(signals[0])
+    return code
+
+
+def interrupted_exit(signal_name: str) -> int:
+    """128 + the signal's number, as a shell reports a command the signal ended (130, 143)."""
+    import signal
+
+    return 128 + int(signal.Signals[signal_name])
 
 
 def _with_missing(rows: list[dict], tasks, args, message: str) -> list[dict]:

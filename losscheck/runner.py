@@ -216,8 +216,10 @@ def _run_compat(spec, runtime, row, started) -> dict:
     """The activation/loss compatibility analysis: deterministic scores, no search."""
     from .catalog.pairings import for_spec
     from .compat import check_spec
+    from .userloss import check_compat, checked_against
 
-    variants = for_spec(spec.id)
+    against = checked_against(spec)   # a user's loss (its id is the user's name): its reference's pairing
+    variants = for_spec(against.reference.id if against is not None else spec.id)
     if not variants:
         row.update(status="skip", reason="takes no activated scores (no documented output activation)")
     elif runtime.device != "cpu":
@@ -228,7 +230,8 @@ def _run_compat(spec, runtime, row, started) -> dict:
     else:
         try:
             with np.errstate(all="ignore"):
-                row.update(check_spec(spec, runtime, variants))
+                row.update(check_spec(spec, runtime, variants) if against is None
+                           else check_compat(spec, runtime, variants))
         except Exception as exc:  # noqa: BLE001 - a harness error, reported in the row
             row.update(status="error", message=f"harness error: {type(exc).__name__}: {exc}"[:500])
     row["duration_s"] = round(time.perf_counter() - started, 4)
@@ -288,6 +291,48 @@ def skipped_row(spec, task: Task, seed: int, reason: str) -> dict:
     return row
 
 
+#: why the run in progress was asked to stop (:func:`stop`); empty while it goes on
+_STOPPED: list[str] = []
+#: seconds between looks at ``_STOPPED`` while a pool works
+_POLL = 0.25
+
+
+def stop(reason: str) -> None:
+    """Ask the run in progress to stop: the pools kill their workers, and every check not finished
+    becomes a ``skip`` row saying ``reason``; :func:`run` then returns as usual."""
+    if not _STOPPED:
+        _STOPPED.append(reason)
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """In the main thread, SIGINT and SIGTERM stop the run (:func:`stop`) instead of killing the
+    process, so that the report of what finished is still written; a second SIGINT raises
+    KeyboardInterrupt. Yields a list that holds the signal's name once one came."""
+    import signal
+
+    got: list[str] = []
+
+    def handle(signum, frame):
+        name = signal.Signals(signum).name
+        if got and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        got.append(name)
+        stop(f"the run was interrupted ({name}) before this check finished")
+
+    _STOPPED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _STOPPED.clear()
+
+
 def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
         on_row: Callable[[dict], None] | None = None, timeout: float | None = None) -> tuple[list[dict], dict]:
     """Run tasks in worker processes, one process pool per Keras backend (Keras picks its backend
@@ -331,7 +376,11 @@ def run(tasks: list[Task], *, examples: int, seed: int, jobs: int | None = None,
 
 
 def _init_worker(group: str) -> None:
+    import signal
+
     os.environ.update(KERAS_BACKEND=group, TF_CPP_MIN_LOG_LEVEL="3")
+    # Ctrl-C reaches the whole process group: the parent stops the run and kills its workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One compute thread per worker: the pools already use every core, and intra-op threads on top
     # (torch's and TensorFlow's defaults) made a small torch call 170x slower on a loaded 2-core machine
     # (BENCHMARKS.md). Set before the frameworks are imported; the user's environment wins.
@@ -404,7 +453,10 @@ def _run_group(group, tasks, examples, seed, workers, emit, versions, lock, dead
 
     def failed(task, message):
         row = _base_row(catalog.get(task.spec_id), task, seed, examples)
-        row.update(status="error", message=message[:500])
+        if _STOPPED:   # not run, nothing learnt about the loss
+            row.update(status="skip", reason=f"not run: {_STOPPED[0]}")
+        else:
+            row.update(status="error", message=message[:500])
         emit(row)
 
     def record(row, vers):
@@ -458,11 +510,16 @@ def _run_pool(group, tasks, examples, seed, workers, record, failed, deadline):
     broken, reason, unfinished, cause = [], "", [], ""
     try:
         while pending and not cause:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, _ = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
-            if not done:
-                reason = "the run's time limit expired before this check finished"
+            if _STOPPED:
+                reason = _STOPPED[0]
                 break
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = wait(pending, timeout=_POLL if left is None else min(left, _POLL), return_when=FIRST_COMPLETED)
+            if not done:
+                if left is not None and time.monotonic() >= deadline:
+                    reason = "the run's time limit expired before this check finished"
+                    break
+                continue
             for fut in done:
                 task = pending.pop(fut)
                 try:

@@ -265,7 +265,7 @@ def main(args, argv: list[str] | None = None) -> int:
     from .cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
     if args.examples < 1:
-        print(f"losscheck selftest: error: --examples {args.examples}: must be at least 1", file=sys.stderr)
+        print(f"losscheck selftest: error: --examples must be at least 1, got {args.examples}", file=sys.stderr)
         return EXIT_USAGE
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

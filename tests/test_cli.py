@@ -34,6 +34,13 @@ def test_bad_usage_exits_2(args):
     assert "losscheck: error:" in out.stderr
 
 
+@pytest.mark.parametrize("where", ["/proc/losscheck/r.json", "{dir}"])
+def test_an_unwritable_json_path_exits_2_in_one_line_before_any_check(tmp_path, where):
+    out = losscheck("check", "torch.nn.MSELoss", "--examples", "2", "-q", "--json", where.format(dir=tmp_path))
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert out.stderr.startswith("losscheck: error: --json ") and not out.stdout
+
+
 def test_check_writes_a_versioned_json_report(tmp_path):
     pytest.importorskip("torch")
     report = tmp_path / "r.json"

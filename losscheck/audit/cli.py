@@ -14,7 +14,6 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -96,22 +95,6 @@ def _repro(args, display: str, name: str) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def _writable(path: str) -> str:
-    """Why a report cannot be written at ``path`` ("" if it can): tried with a temporary file in
-    its directory, which is created as the report's writer would create it."""
-    if os.path.isdir(path):
-        return "it is a directory"
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        return f"cannot write in {directory}: {exc.strerror or exc}"
-    return ""
-
-
 def _validate(args) -> None:
     if args.examples < 1:
         raise CannotAudit(f"bad option --examples {args.examples}: must be at least 1")
@@ -124,8 +107,10 @@ def _validate(args) -> None:
         raise CannotAudit(f"bad option --memory {args.memory}: must be from 256 to {MAX_MEMORY_MB} MB")
     if args.jobs < 1:
         raise CannotAudit(f"bad option --jobs {args.jobs}: must be at least 1")
+    from ..report.json_report import unwritable
+
     for path in args.output or []:
-        why = _writable(path)
+        why = unwritable(path)
         if why:
             raise CannotAudit(f"bad option --output {path}: {why}")
     if args.inputs:

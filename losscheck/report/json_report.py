@@ -104,13 +104,33 @@ def load(path: str) -> dict:
     return doc
 
 
+def unwritable(path: str) -> str:
+    """Why :func:`write_atomic` could not write ``path`` ("" if it can), found by creating (and
+    removing) a temporary file where it would, before any work is spent."""
+    if os.path.isdir(path):
+        return "it is a directory"
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"cannot write in {directory}: {exc.strerror or exc}"
+    return ""
+
+
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half.
+
+    The file is UTF-8 whatever the locale (every report format declares or assumes it); what UTF-8
+    cannot encode (a lone surrogate, which a loss's exception message can carry) is written as a
+    backslash escape (``\\udcff``) instead of failing the file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
