@@ -2,10 +2,13 @@
 per-test report section, and the session's terminal summary. Pure formatting of result rows."""
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
 import math
 import os
 import shlex
+import sys
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
 
@@ -53,8 +56,9 @@ def _leaves(x) -> list:
 
 
 def pytest_command(node, settings, *, examples_given: bool) -> str:
-    """The command that replays ``node``'s checks with this session's seed and options."""
-    parts = ["pytest", node.nodeid, "--losscheck-seed", str(settings.seed)]
+    """The command that replays ``node``'s checks with this session's seed and options, run from
+    the directory pytest was invoked in (a node id is relative to the rootdir)."""
+    parts = ["pytest", invocation_nodeid(node), "--losscheck-seed", str(settings.seed)]
     if not examples_given:
         parts += ["--losscheck-examples", str(settings.examples)]
     if "dtype" in settings.given:
@@ -64,15 +68,32 @@ def pytest_command(node, settings, *, examples_given: bool) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def call_expression(fn: Callable, names: Iterable[str], inputs_map: Mapping[str, str] | None) -> str:
-    """How the check called ``fn`` with the reference's inputs ``names`` (see userloss._bind):
-    by the user's keywords where ``inputs=`` maps them or both roles match, else positionally."""
+def invocation_nodeid(node) -> str:
+    """``node``'s id with its file relative to the directory pytest was invoked in."""
+    path, sep, rest = node.nodeid.partition("::")
+    config = node.config
+    try:
+        relative = os.path.relpath(config.rootpath / path, config.invocation_params.dir)
+    except ValueError:  # another drive (Windows): the absolute path
+        relative = str(config.rootpath / path)
+    return relative.replace(os.sep, "/") + sep + rest
+
+
+def call_expression(fn: Callable, names: Iterable[str], inputs_map: Mapping[str, str] | None,
+                    label: str | None = None) -> str:
+    """How the check called ``fn`` (as ``label``) with the reference's inputs ``names`` (see
+    userloss._bind): by the user's keywords where ``inputs=`` maps them or both roles match, else
+    positionally."""
     from .userloss import role_of
 
     names = list(names)
-    label = getattr(fn, "__name__", None) or "loss_fn"
+    if label is None:
+        label = getattr(fn, "__name__", None)
+        label = label if isinstance(label, str) and label.isidentifier() else "loss_fn"
+    forward = getattr(fn, "forward", None)
+    target = forward if not inspect.isroutine(fn) and not inspect.isclass(fn) and callable(forward) else fn
     try:
-        params = [p.name for p in inspect.signature(fn).parameters.values()
+        params = [p.name for p in inspect.signature(target).parameters.values()
                   if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     except (TypeError, ValueError):
         params = []
@@ -87,18 +108,106 @@ def call_expression(fn: Callable, names: Iterable[str], inputs_map: Mapping[str,
     return f"{label}(" + ", ".join(names) + ")"
 
 
-def _import_lines(fn: Callable) -> list[str]:
-    """How the reproducer gets hold of the loss: an import, or a note where it cannot."""
-    if not hasattr(fn, "__name__"):  # a loss object (nn.Module, keras Loss): rebuild it as the test does
-        cls = type(fn)
-        return [f"from {cls.__module__} import {cls.__qualname__.split('.')[0]}",
-                f"loss_fn = {cls.__qualname__}()  # with the arguments the test constructs it with"]
-    target = getattr(fn, "func", fn)
-    module = getattr(target, "__module__", None)
-    qualname = getattr(target, "__qualname__", "") or ""
-    if not module or module == "__main__" or "<locals>" in qualname or not qualname:
-        return [f"# define or import {fn.__name__} here"]
-    return [f"from {module} import {qualname.split('.')[0]}"]
+def loss_source(fn: Callable, modules: Iterable[str] = ()) -> tuple[list[str], str]:
+    """How the reproducer gets hold of the loss: (its lines, the name it then calls the loss by).
+    An import of the loss by its own name, or of a module-level name bound to it (in its module
+    or in ``modules``, the test's); a ``functools.partial`` of an importable function rebuilt
+    with its literal arguments; a loss object built from its importable class where that takes
+    no arguments. Otherwise a comment saying that the loss must be supplied (the call then needs it)."""
+    found = _importable(fn, modules)
+    if found is not None:
+        return found
+    if isinstance(fn, functools.partial):
+        inner = _importable(fn.func, modules)
+        args = [_literal_source(v) for v in fn.args]
+        keywords = {k: _literal_source(v) for k, v in fn.keywords.items()}
+        if inner is not None and None not in args and None not in keywords.values():
+            lines, label = inner
+            call = ", ".join([label, *args, *(f"{k}={v}" for k, v in keywords.items())])
+            return [*lines, "from functools import partial", f"loss_fn = partial({call})"], "loss_fn"
+        what = f"functools.partial({getattr(fn.func, '__qualname__', type(fn.func).__name__)}, ...)"
+    elif not inspect.isroutine(fn) and not inspect.isclass(fn):
+        cls = _importable(type(fn), modules)
+        if cls is not None:
+            lines, label = cls
+            if _constructible(type(fn)):
+                return [*lines, f"loss_fn = {label}()  # with the arguments the test constructs it with"], "loss_fn"
+            return [*lines, f"# loss_fn = {label}(...)  <- supply the arguments the test constructs it with"], \
+                "loss_fn"
+        what = f"a {type(fn).__qualname__} object"
+    else:
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        what = "a lambda" if getattr(fn, "__name__", None) == "<lambda>" else f"{name}"
+        where = _definition(fn)
+        what += f" ({where})" if where else ""
+    return [f"# loss_fn = ...  <- supply the loss here: the test checks {what}, which cannot be imported",
+            *_lambda_source(fn)], "loss_fn"
+
+
+def _importable(obj, modules: Iterable[str]) -> tuple[list[str], str] | None:
+    """``from M import NAME`` for a module-level name bound to ``obj`` itself: its own name in its
+    module first, then any name in its module or ``modules``."""
+    own = getattr(obj, "__module__", None) if not isinstance(obj, functools.partial) else None
+    name = getattr(obj, "__qualname__", None) if (inspect.isroutine(obj) or inspect.isclass(obj)) else None
+    if isinstance(own, str) and isinstance(name, str) and name.isidentifier() \
+            and getattr(sys.modules.get(own), name, None) is obj and own != "__main__":
+        return [f"from {own} import {name}"], name
+    for module in dict.fromkeys([own, getattr(getattr(obj, "func", None), "__module__", None), *modules]):
+        mod = sys.modules.get(module) if isinstance(module, str) and module != "__main__" else None
+        if mod is None:
+            continue
+        names = [k for k, v in list(vars(mod).items()) if v is obj and k.isidentifier()]
+        if names:
+            best = min(names, key=lambda k: (k.startswith("_"), len(k)))
+            return [f"from {module} import {best}"], best
+    return None
+
+
+def _literal_source(value) -> str | None:
+    """Python source that evaluates to ``value`` (numbers, strings, None, and containers of them),
+    or None."""
+    text = repr(value)
+    try:
+        return text if ast.literal_eval(text) == value else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def _constructible(cls) -> bool:
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params)
+
+
+def _definition(fn) -> str:
+    code = getattr(fn, "__code__", None)
+    return f"{os.path.basename(code.co_filename)}, line {code.co_firstlineno}" if code is not None else ""
+
+
+def _lambda_source(fn) -> list[str]:
+    """The source line of a lambda, as comment lines."""
+    if getattr(fn, "__name__", None) != "<lambda>":
+        return []
+    try:
+        lines = inspect.getsourcelines(fn)[0]
+    except (OSError, TypeError):
+        return []
+    return [f"#   {line.strip()[:200]}" for line in lines[:3]]
+
+
+def _literal_as(value, dtype: str):
+    """``value`` (nested lists) with its numbers as the dtype's Python type: ints for an integer
+    dtype (class indices travel as integral floats), bools for bool."""
+    if isinstance(value, list):
+        return [_literal_as(v, dtype) for v in value]
+    if dtype == "bool":
+        return bool(value)
+    if dtype.startswith(("int", "uint")) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def reproducer(row: Mapping, context: Mapping[str, Any]) -> list[str]:
@@ -110,22 +219,43 @@ def reproducer(row: Mapping, context: Mapping[str, Any]) -> list[str]:
     framework = row.get("framework") or "torch"
     imports, float_ctor, other_ctor = TENSOR.get(framework, TENSOR["torch"])
     grad = row["property"] in ("gradient", "numerics")
+    received = _received(row, context)
+    source, label = loss_source(fn, [context["module"]] if context.get("module") else [])
     lines = [f"# the smallest failing input ({row['property']}, {row['dtype']}) as Python literals:",
-             *imports.split("\n"), *_import_lines(fn)]
+             *imports.split("\n"), *source]
     for name, value in inputs.items():
         text = literal(value)
         if len(text) > LITERAL_LIMIT:
             return lines[:1] + [f"# ({len(_leaves(value))} numbers in {name!r}: see the JSON report's 'input')"]
+        if name in received:   # the dtype the loss received: int64 class indices, say
+            dtype, wants_grad = received[name]
+            dtype = "bool_" if dtype == "bool" and framework in ("jax", "optax") else dtype
+            lines.append(f"{name} = " + float_ctor.format(lit=literal(_literal_as(value, dtype)), dtype=dtype,
+                                                           grad=", requires_grad=True" if wants_grad else ""))
+            continue
         is_float = any(isinstance(v, float) for v in _leaves(value))
         ctor = float_ctor if is_float else other_ctor
         lines.append(f"{name} = " + ctor.format(lit=text, dtype=row["dtype"],
                                                  grad=", requires_grad=True" if grad else ""))
-    call = call_expression(fn, inputs, context.get("inputs_map"))
+    call = call_expression(fn, inputs, context.get("inputs_map"), label)
     lines += _compiled(call, list(inputs), row["runtime"]) if row["property"] == "compiled" else ["loss = " + call]
     lines.append("print(loss)")
     if grad and framework == "torch":
-        lines += ["loss.backward()", "print(" + ", ".join(f"{n}.grad" for n in inputs) + ")"]
+        leaves = [n for n in inputs if received.get(n, ("", True))[1]]
+        lines += ["loss.backward()", "print(" + ", ".join(f"{n}.grad" for n in leaves) + ")"]
     return lines
+
+
+def _received(row: Mapping, context: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:
+    """{input: (dtype, requires grad)} of what the loss received on the row's input (the context's
+    ``received``, see userloss.received_inputs); empty where that is unknown."""
+    probe = context.get("received")
+    if probe is None:
+        return {}
+    try:
+        return dict(probe(row) or {})
+    except Exception:  # noqa: BLE001 - the snippet then builds the tensors from the literals' types
+        return {}
 
 
 def _compiled(call: str, names: list[str], runtime: str) -> list[str]:
@@ -204,8 +334,10 @@ def report_section(rows: Iterable[Mapping]) -> str:
     return "\n".join(lines)
 
 
-def summary_lines(rows: list[dict], settings, paths: list[str], problems: list[str] = ()) -> list[tuple[str, dict]]:
-    """(text, terminal markup) lines of the session's losscheck summary."""
+def summary_lines(rows: list[dict], settings, paths: list[str], problems: list[str] = (),
+                  workers_down: list[dict] = ()) -> list[tuple[str, dict]]:
+    """(text, terminal markup) lines of the session's losscheck summary; ``workers_down``: the
+    pytest-xdist workers that crashed (the checks of the test each was running are missing)."""
     counts = Counter(r["status"] for r in rows)
     tests = len({r.get("nodeid") for r in rows})
     failed = sum(counts[s] for s in ("fail", "error", "xpass"))
@@ -223,6 +355,11 @@ def summary_lines(rows: list[dict], settings, paths: list[str], problems: list[s
                     markup))
     if len(listed) > SUMMARY_LINES:
         out.append((f"... {len(listed) - SUMMARY_LINES} more in the report (--losscheck-report DIR)", {}))
+    for down in workers_down:
+        test = f"while running {down['test']}" if down.get("test") else "before finishing its tests"
+        out.append((f"xdist worker {down['worker']} went down {test} ({down['error']}): any losscheck checks of that "
+                    "test are missing from these results" + ("; the report lists it under selection.workers_down"
+                                                             if settings.report else ""), {"red": True}))
     if paths:
         directory = os.path.dirname(paths[0])
         out.append((f"wrote {len(paths)} report files to {directory}: "

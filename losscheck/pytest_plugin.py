@@ -32,6 +32,7 @@ DEFAULT_PROFILE = "ci"
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEFAULT_DTYPES = ("float64", "float32")
 DEFAULT_DEVICES = ("cpu",)
+DEVICE_NAMES = "cpu, cuda or cuda:N"
 #: option name -> help; each is ``--losscheck-NAME`` on the command line and ``losscheck_NAME`` in the ini
 OPTIONS = {
     "examples": "hypothesis examples per check (default: the profile's; ci 10, nightly 200)",
@@ -74,6 +75,12 @@ ROWS = pytest.StashKey[list]()
 VERSIONS = pytest.StashKey[dict]()
 #: (the report files written at session end, the problems writing them)
 REPORT_FILES = pytest.StashKey[tuple]()
+#: xdist controller: the workers that went down before finishing ({worker, error, test})
+WORKERS_DOWN = pytest.StashKey[list]()
+#: xdist worker: how many of a test's rows its earlier reports carried to the controller
+ROWS_SENT = pytest.StashKey[int]()
+#: the attributes of a worker's test report that carry its rows and versions to the controller
+REPORT_ROWS, REPORT_VERSIONS = "losscheck_rows", "losscheck_versions"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,29 +108,31 @@ def _raw_options(config: pytest.Config) -> dict[str, str]:
     return out
 
 
-def _names(text: str, option: str, allowed=None) -> tuple[str, ...]:
+def names_option(text: str, label: str, allowed=None, expected: str = "") -> tuple[str, ...]:
+    """The comma-separated names in ``text`` (each in ``allowed``, when given); a one-line usage
+    error naming ``label`` (``--losscheck-dtype``, or the fixture's ``losscheck(dtypes=...)``) otherwise."""
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     bad = [n for n in names if allowed is not None and n not in allowed]
     if bad or not names:
-        raise pytest.UsageError(f"--losscheck-{option}: unknown value {bad[0] if bad else text!r}; "
-                                f"expected {', '.join(allowed or ())}")
+        raise pytest.UsageError(f"{label}: unknown value {bad[0] if bad else text!r}; "
+                                f"expected {expected or ', '.join(allowed or ())}")
     return names
 
 
-def _device(name: str) -> str:
+def device_option(name: str, label: str) -> str:
     name = "cuda" if name == "gpu" else name
     if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
-        raise pytest.UsageError(f"--losscheck-device: unknown device {name!r}; expected cpu, cuda or cuda:N")
+        raise pytest.UsageError(f"{label}: unknown device {name!r}; expected {DEVICE_NAMES}")
     return name
 
 
-def _integer(text: str, option: str, minimum: int) -> int:
+def integer_option(text: str, label: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        raise pytest.UsageError(f"--losscheck-{option} must be an integer >= {minimum}, got {text!r}")
+        raise pytest.UsageError(f"{label} must be an integer >= {minimum}, got {text!r}")
     return value
 
 
@@ -133,17 +142,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
     if profile not in PROFILES:
         raise pytest.UsageError(f"--losscheck-profile: unknown profile {profile!r}; expected {', '.join(PROFILES)}")
     defaults = PROFILES[profile]
-    examples = _integer(raw["examples"], "examples", 1) if "examples" in raw else defaults["examples"]
+    examples = integer_option(raw["examples"], "--losscheck-examples", 1) if "examples" in raw else defaults["examples"]
     if "seed" in raw:
-        seed = _integer(raw["seed"], "seed", 0)
+        seed = integer_option(raw["seed"], "--losscheck-seed", 0)
     elif hasattr(config, "workerinput") and "losscheck_seed" in config.workerinput:
         seed = int(config.workerinput["losscheck_seed"])  # an xdist worker: the controller's seed
     else:
         seed = defaults["seed"] if defaults["seed"] is not None else secrets.randbelow(1_000_000)
     return Settings(
         profile=profile, examples=examples, seed=seed,
-        dtypes=_names(raw["dtype"], "dtype", DTYPES) if "dtype" in raw else DEFAULT_DTYPES,
-        devices=tuple(_device(d) for d in _names(raw["device"], "device")) if "device" in raw else DEFAULT_DEVICES,
+        dtypes=names_option(raw["dtype"], "--losscheck-dtype", DTYPES) if "dtype" in raw else DEFAULT_DTYPES,
+        devices=(tuple(dict.fromkeys(device_option(d, "--losscheck-device") for d in
+                                     names_option(raw["device"], "--losscheck-device", expected=DEVICE_NAMES)))
+                 if "device" in raw else DEFAULT_DEVICES),
         report=raw.get("report"), given=frozenset(raw))
 
 
@@ -156,6 +167,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = resolve_settings(config)
     config.stash[ROWS] = []
     config.stash[VERSIONS] = {}
+    config.stash[WORKERS_DOWN] = []
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -216,29 +228,64 @@ def pytest_configure_node(node) -> None:
     node.workerinput["losscheck_seed"] = node.config.stash[SETTINGS].seed
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """xdist worker: each test report carries the rows the test recorded since its previous report
+    to the controller (as JSON), so that a worker that crashes later loses none of them."""
+    report = yield
+    if hasattr(item.config, "workerinput"):
+        from .pytest_support import ITEM_ROWS
+
+        rows = item.stash.get(ITEM_ROWS, [])
+        sent = item.stash.get(ROWS_SENT, 0)
+        if len(rows) > sent:
+            setattr(report, REPORT_ROWS, json.dumps(rows[sent:], allow_nan=True))
+            setattr(report, REPORT_VERSIONS, json.dumps(item.config.stash[VERSIONS]))
+            item.stash[ROWS_SENT] = len(rows)
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """xdist controller: collect the rows a worker's test report carries."""
+    rows = getattr(report, REPORT_ROWS, None)
+    config = getattr(getattr(report, "node", None), "config", None)
+    if rows is None or config is None or hasattr(config, "workerinput") or ROWS not in config.stash:
+        return
+    config.stash[ROWS].extend(json.loads(rows))
+    config.stash[VERSIONS].update(json.loads(getattr(report, REPORT_VERSIONS, "{}")))
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
-    """xdist controller: merge a finished worker's rows and versions."""
-    output = getattr(node, "workeroutput", {})
-    node.config.stash[ROWS].extend(json.loads(output.get("losscheck_rows", "[]")))
-    node.config.stash[VERSIONS].update(json.loads(output.get("losscheck_versions", "{}")))
+    """xdist controller: a worker that went down (crashed) is recorded; the checks of the test it
+    was running are missing from the results (:func:`pytest_handlecrashitem` names it)."""
+    if error:
+        node.config.stash[WORKERS_DOWN].append({"worker": node.gateway.id, "error": str(error)[:300], "test": None})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched) -> None:
+    node = getattr(report, "node", None)
+    config = getattr(node, "config", None)
+    if config is None or WORKERS_DOWN not in config.stash:
+        return
+    for down in reversed(config.stash[WORKERS_DOWN]):
+        if down["worker"] == node.gateway.id and down["test"] is None:
+            down["test"] = crashitem
+            break
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     rows = config.stash.get(ROWS, None)
-    if rows is None:
-        return
-    if hasattr(config, "workeroutput"):  # an xdist worker: hand the rows to the controller
-        config.workeroutput["losscheck_rows"] = json.dumps(rows, allow_nan=True)
-        config.workeroutput["losscheck_versions"] = json.dumps(config.stash[VERSIONS])
-        return
+    if rows is None or hasattr(config, "workerinput") or config.option.collectonly:
+        return   # a worker's rows went with its reports; a collect-only session checks nothing
     settings = config.stash[SETTINGS]
     if settings.report:
         from .pytest_support import write_reports
 
         config.stash[REPORT_FILES] = write_reports(settings, rows, config.stash[VERSIONS],
-                                                  config.invocation_params.args)
+                                                  config.invocation_params.args, config.stash[WORKERS_DOWN])
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -246,10 +293,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or rows is None:
         return
     paths, problems = config.stash.get(REPORT_FILES, ([], []))
-    if not rows and not paths:
+    down = config.stash.get(WORKERS_DOWN, [])
+    if not rows and not paths and not down:
         return
     from .pytest_messages import summary_lines
 
     terminalreporter.section("losscheck")
-    for line, markup in summary_lines(rows, config.stash[SETTINGS], paths, problems):
+    for line, markup in summary_lines(rows, config.stash[SETTINGS], paths, problems, down):
         terminalreporter.line(line, **markup)

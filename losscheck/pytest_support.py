@@ -102,22 +102,22 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     """Run the checks ``args`` ask for on ``fn``, recorded on the session: (rows, the context a
     failure message needs)."""
     __tracebackhide__ = True
-    from .userloss import UsageError, check_callable, spec_for
+    from .userloss import UsageError, check_callable, received_inputs, spec_for
 
     settings = node.config.stash[SETTINGS]
+    args = {k: v for k, v in args.items() if v is not None}
     reference = args.get("reference")
     label = args.get("name") or loss_name(fn)
     if not reference:
         raise LosscheckFailure(f"losscheck: checking {label} needs a reference: losscheck({label}, "
                                "reference='torch.nn.MSELoss') or @pytest.mark.losscheck(reference=...)")
-    examples = int(args.get("examples") or settings.examples)
+    examples, dtypes, devices = checked_arguments(args, settings)
     common = dict(name=label, framework=args.get("framework"), params=args.get("params"), inputs=args.get("inputs"))
     rows: list[dict] = []
     try:
         spec = spec_for(fn, reference, **common)
         properties = _list(args.get("properties"), user_default_properties(spec.runtimes[0]))
-        dtypes = _list(args.get("dtypes"), settings.dtypes)
-        for device in _list(args.get("devices"), settings.devices):
+        for device in devices:
             missing = device_missing(spec.runtimes[0], device)
             if missing:
                 rows += [_skipped(spec, p, d, device, settings.seed, missing) for p in properties for d in dtypes]
@@ -127,12 +127,53 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     except UsageError as exc:
         raise LosscheckFailure(f"losscheck could not check {label} against {reference}: {exc}") from None
     replay = pytest_command(node, settings, examples_given="examples" in args)
-    context = {"loss": fn, "inputs_map": args.get("inputs"), "reference": reference, "replay": replay}
+    module = getattr(getattr(node, "module", None), "__name__", None)
+
+    def received(row):   # what the loss received on the row's input, for the snippet (int64 class indices...)
+        return received_inputs(fn, reference, row["input"], row["dtype"], want_grad=row["property"] in
+                               ("gradient", "numerics"), framework=common["framework"], params=common["params"],
+                               bind=common["inputs"])
+
+    context = {"loss": fn, "inputs_map": args.get("inputs"), "reference": reference, "replay": replay,
+               "module": module, "received": received}
     for row in rows:
         if row["status"] in ("fail", "xfail", "error") and row.get("repro", "").startswith("losscheck check"):
             row["repro"] = replay  # `losscheck check NAME` cannot load a user's function; the test can
     record(node, rows)
     return rows, context
+
+
+def checked_arguments(args: Mapping[str, Any], settings: Settings) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """(examples, dtypes, devices) of a check: the fixture's or marker's arguments, validated as the
+    command-line options are (the same one-line messages, naming the argument), else the session's."""
+    __tracebackhide__ = True
+    from .pytest_plugin import DEVICE_NAMES, DTYPES, device_option, integer_option, names_option
+
+    try:
+        examples = settings.examples
+        if "examples" in args:
+            examples = integer_option(str(args["examples"]), "losscheck(examples=...)", 1)
+        dtypes = settings.dtypes
+        if "dtypes" in args:
+            dtypes = names_option(_texts(args["dtypes"]), "losscheck(dtypes=...)", DTYPES)
+        devices = settings.devices
+        if "devices" in args:
+            label = "losscheck(devices=...)"
+            devices = tuple(dict.fromkeys(device_option(d, label) for d in
+                                          names_option(_texts(args["devices"]), label, expected=DEVICE_NAMES)))
+    except pytest.UsageError as exc:
+        raise LosscheckFailure(str(exc)) from None
+    return examples, tuple(dtypes), tuple(devices)
+
+
+def _texts(value) -> str:
+    """A list argument (or one name) as the comma-separated text an option gives."""
+    if isinstance(value, str):
+        return value
+    try:
+        return ",".join(str(v) for v in value)
+    except TypeError:
+        return str(value)
 
 
 def _list(value, default) -> tuple[str, ...]:
@@ -346,36 +387,49 @@ def merged_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r.get("nodeid", ""), sort_key(r)))
 
 
-def write_reports(settings: Settings, rows: list[dict], versions: Mapping[str, dict], args) -> tuple[list, list]:
+def write_reports(settings: Settings, rows: list[dict], versions: Mapping[str, dict], args,
+                  workers_down: list[dict] | None = None) -> tuple[list, list]:
     """Write the report set the CLI writes into the report directory: report.json first, then
-    report.html, junit.xml, summary.md and repro/ (reproducer scripts of failing catalog checks;
-    a user's loss is replayed by the pytest command in its row's ``repro``). A renderer that fails
-    costs only its own file. Returns (paths written, problems)."""
+    report.html, junit.xml, summary.md, and repro/ (reproducer scripts of failing catalog checks;
+    a user's loss is replayed by the pytest command in its row's ``repro``), replaced as a whole as
+    ``losscheck nightly`` replaces it. ``workers_down``: the pytest-xdist workers that went down
+    (recorded in the report's ``selection``). A renderer that fails costs only its own file.
+    Returns (paths written, problems)."""
+    from .nightly import REPRO_DIR, replace_dir
     from .report import json_report
 
     rows = merged_rows(rows)
     flat = {k: v for per_runtime in versions.values() for k, v in per_runtime.items()}
     selection = {"profile": settings.profile, "dtypes": list(settings.dtypes), "devices": list(settings.devices)}
-    doc = json_report.document(rows, versions=flat, seed=settings.seed, examples=settings.examples,
-                               command=["pytest", *args], selection=selection)
+    if workers_down:
+        selection["workers_down"] = list(workers_down)
     target = settings.report
-    try:
-        json_report.write_atomic(os.path.join(target, "report.json"), json_report.dumps(doc))
-    except OSError as exc:  # an unwritable directory must not crash the end of the user's session
-        return [], [f"{target} not written: {exc}"]
-    written, problems = [os.path.join(target, "report.json")], []
     try:
         from . import catalog
         from .report import html, junit, markdown, repro
         from .report.table import ResultTable
     except ImportError as exc:  # a partial install: the JSON report is the one every install has
-        return written, [f"only report.json written: {exc}"]
-    known = {s.id for s in catalog.all_specs()}
-    scripts, _ = repro.scripts([r for r in rows if r["id"] in known])
+        scripts, problems = {}, [f"only report.json written: {exc}"]
+    else:
+        known = {s.id for s in catalog.all_specs()}
+        scripts, _ = repro.scripts([r for r in rows if r["id"] in known])
+        problems = []
+        for row in rows:
+            name = repro.filename(row) if row["id"] in known else None
+            if name in scripts:
+                row["repro_script"] = f"{REPRO_DIR}/{name}"
+    doc = json_report.document(rows, versions=flat, seed=settings.seed, examples=settings.examples,
+                               command=["pytest", *args], selection=selection)
+    try:
+        json_report.write_atomic(os.path.join(target, "report.json"), json_report.dumps(doc))
+    except OSError as exc:  # an unwritable directory must not crash the end of the user's session
+        return [], [f"{target} not written: {exc}"]
+    written = [os.path.join(target, "report.json")]
+    if problems:
+        return written, problems
     table = ResultTable.from_document(doc)
     renderers = {"report.html": lambda: html.render(table, scripts, title="losscheck (pytest)"),
                  "junit.xml": lambda: junit.render(table), "summary.md": lambda: markdown.render(table)}
-    renderers.update({os.path.join("repro", name): (lambda text=text: text) for name, text in scripts.items()})
     for name, render in renderers.items():
         path = os.path.join(target, name)
         try:
@@ -383,4 +437,10 @@ def write_reports(settings: Settings, rows: list[dict], versions: Mapping[str, d
             written.append(path)
         except Exception as exc:  # noqa: BLE001 - the other files are still written
             problems.append(f"{path} not written: {type(exc).__name__}: {exc}")
+    directory = os.path.join(target, REPRO_DIR)
+    try:   # as a whole: no script of an earlier run stays beside this run's
+        replace_dir(directory, scripts)
+        written += [os.path.join(directory, name) for name in scripts]
+    except OSError as exc:
+        problems.append(f"{directory} not written: {exc}")
     return written, problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from .catalog.spec import Arg, Case, LossSpec
@@ -165,6 +165,26 @@ def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
+@dataclass(frozen=True)
+class CheckedAgainst:
+    """What a user's loss is checked against: the reference's spec and the parameters pinned (the
+    ``checked_against`` attribute of a :func:`spec_for` spec's ``call``, whose id is the user's name)."""
+    reference: LossSpec
+    params: Mapping[str, Any]
+
+
+def checked_against(spec: LossSpec) -> CheckedAgainst | None:
+    """The reference of a user's loss spec (:func:`spec_for`); None for a catalog spec."""
+    return getattr(spec.call, "checked_against", None)
+
+
+def _input_wrap(ref: LossSpec, runtime: str):
+    """The reference's own input adaptation (torch's class-index targets cast to int64), applied to
+    a user's loss run on the reference's runtime; None where there is none."""
+    wrap = getattr(ref.call, "wrap", None)
+    return wrap if wrap is not None and runtime == ref.runtimes[0] else None
+
+
 def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None, framework: str | None = None,
              params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
              context: Mapping[str, str] | None = None, factory_kwargs: Mapping[str, Any] | None = None) -> LossSpec:
@@ -216,9 +236,10 @@ def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None
         return lambda *xs, **kw: loss(**{keywords.get(a.name, a.name): x for a, x in zip(args, xs)},
                                       **{keywords.get(k, k): v for k, v in kw.items()})
 
-    wrap = getattr(ref.call, "wrap", None)  # the reference's own input adaptation (torch index targets)
-    if wrap is not None and runtime == ref.runtimes[0]:
+    wrap = _input_wrap(ref, runtime)
+    if wrap is not None:
         call = wrap(call)
+    call.checked_against = CheckedAgainst(ref, dict(pinned))  # the compat property reads the reference's pairing
     return replace(ref, id=name or _name(fn), framework=framework, args=args, draw=draw, call=call,
                    runtimes=(runtime,), expected=(), precision=(),
                    swappable=ref.swappable if ref.swappable and set(ref.swappable) <= taken else None,
@@ -244,9 +265,155 @@ def check_callable(fn: Callable, reference: str | LossSpec, *, properties: Itera
         raise UsageError(f"unknown property {bad[0]!r}; expected one of {', '.join(NAMES)}")
     from .properties import compiled
 
-    rows = []
+    rows, dtypes = [], list(dtypes)
     for prop in properties:
         n = min(examples, compiled.EXAMPLES) if prop == compiled.NAME else examples
-        for dtype in dtypes:
+        # the compat analysis is deterministic and computed in float64: one row, as nightly runs it
+        for dtype in dtypes if prop != "compat" else (["float64"] if "float64" in dtypes else dtypes[:1]):
             rows.append(run_check(spec, Task(spec.id, spec.runtimes[0], prop, dtype, device), examples=n, seed=seed))
     return rows
+
+
+# ---- what the check hands the loss (the plugin's reproducer snippet) -------------------------------
+
+class _Received(Exception):
+    def __init__(self, tensors):
+        super().__init__("received")
+        self.tensors = tensors
+
+
+def received_inputs(fn: Callable, reference: str | LossSpec, inputs: Mapping[str, Any], dtype: str, *,
+                    want_grad: bool, device: str = "cpu", framework: str | None = None,
+                    params: Mapping[str, Any] | None = None,
+                    bind: Mapping[str, str] | None = None) -> dict[str, tuple[str, bool]]:
+    """{reference argument: (dtype name, requires grad)} of the tensors a check hands ``fn`` when it
+    evaluates ``inputs`` (a result row's ``input``) in ``dtype``: the arguments' kinds converted by
+    the runtime's engine, then the reference's own input adaptation (torch's class-index targets
+    arrive as int64). Found by evaluating a stand-in for ``fn`` that records its arguments."""
+    import numpy as np
+
+    from .frameworks import get_runtime
+
+    spec = spec_for(fn, reference, framework=framework, params=params, inputs=bind)
+    ref = checked_against(spec).reference
+    names = [a.name for a in spec.args]
+
+    def record(*xs, **kw):
+        raise _Received({**dict(zip(names, xs)), **kw})
+
+    def build(ns, _params):
+        return record
+
+    wrap = _input_wrap(ref, spec.runtimes[0])
+    case = Case({k: np.asarray(v) for k, v in inputs.items() if k in names}, {}, dtype=dtype,
+                runtime=spec.runtimes[0])
+    try:
+        get_runtime(spec.runtimes[0], device).evaluate(wrap(build) if wrap else build, spec.args, case, dtype,
+                                                       want_grad=want_grad)
+    except _Received as got:
+        return {k: (_dtype_name(x), bool(getattr(x, "requires_grad", False))) for k, x in got.tensors.items()}
+    return {}
+
+
+def _dtype_name(x) -> str:
+    d = x.dtype
+    return getattr(d, "name", None) or str(d).rpartition(".")[2]   # torch.int64 has no name
+
+
+# ---- the compat property of a user's loss --------------------------------------------------------
+
+#: score scales of the compat comparison: confidently right (+) and wrong (-) scores of these sizes
+COMPAT_SCALES = (1.0, 3.0, 10.0, 30.0)
+
+
+def check_compat(spec: LossSpec, runtime, variants) -> dict:
+    """The activation/loss compatibility of a user's loss (a :func:`spec_for` spec) fed the input
+    form its reference documents: does it train as the reference does? Its values at ordinary,
+    confidently right and confidently wrong scores are compared with the reference's fed each common
+    activation of those scores: a softmax inside the user's loss before a logits loss behaves as the
+    reference fed softmax(scores), and gets that pairing's verdict (A002: a floor under the loss).
+    Returns the row fields."""
+    import numpy as np
+
+    from .compat import ACTIVATIONS, FLOOR_TOL, Pairing, analyse, effect_code
+    from .frameworks import get_runtime
+
+    against = checked_against(spec)
+    ref, pinned = against.reference, against.params
+    # the documented setting the user's loss implements (from_logits, log_target...: its pinned parameters)
+    shown, pairing = max(variants, key=lambda v: sum(pinned.get(k, x) == x for k, x in v[0].items()))
+    if pairing.pred not in {a.name for a in spec.args}:
+        return {"status": "skip", "reason": f"the loss does not take {ref.id}'s argument {pairing.pred!r}"}
+    pairing = Pairing(pairing.pred, pairing.expects, pairing.targets, {**shown, **pairing.params, **pinned},
+                      pairing.binary)
+    ref_runtime = runtime if runtime.name in ref.runtimes else get_runtime(ref.runtimes[0], "cpu")
+    points = _compat_points(pairing)
+    mine = _compat_values(spec, runtime, pairing, points, pairing.expects)
+    form = {"none": "raw scores (logits)", "sigmoid": "sigmoid probabilities", "softmax": "softmax probabilities",
+            "log_softmax": "log-probabilities"}.get(pairing.expects, pairing.expects)
+    setting = f" ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if len(variants) > 1 and shown else ""
+    head = f"{spec.id} fed {form}, as {ref.id}{setting} documents,"
+    matches = []
+    for act in (pairing.expects, *(a for a in ACTIVATIONS if a != pairing.expects)):
+        if np.allclose(mine, _compat_values(ref, ref_runtime, pairing, points, act), rtol=1e-6, atol=1e-9,
+                       equal_nan=True):
+            matches.append(act)
+            break
+    if matches == [pairing.expects]:
+        return {"status": "pass", "code": "", "message": f"{head} behaves as {ref.id} does"}
+    effects = {e.activation: e for e in analyse(ref, ref_runtime, pairing)}
+    if matches:
+        effect = effects[matches[0]]
+        return {"status": {"ok": "pass", "warn": "warn", "wrong": "fail"}[effect.verdict], "code": effect_code(effect),
+                "message": f"{head} behaves as {ref.id} fed {matches[0]}(scores): {effect.describe()}"}
+    # no common activation explains it: what training needs, a defined loss, the right minimiser, the floor
+    keys = list(points)
+    right = mine[[k.startswith("right") for k in keys]]
+    wrong = mine[[k.startswith("wrong") for k in keys]]
+    if not np.all(np.isfinite(mine)) or not np.all(right < wrong):
+        return {"status": "fail", "code": "A001", "message": f"{head} is undefined or prefers confidently wrong scores"}
+    floor, correct = float(right.min()), effects[pairing.expects].floor
+    if abs(floor - correct) > FLOOR_TOL:
+        return {"status": "warn", "code": "A002",
+                "message": f"{head} stays above {floor:.3g} where {ref.id} reaches {correct:.3g}"}
+    return {"status": "pass", "code": "", "message": f"{head} reaches {ref.id}'s floor and prefers the right scores "
+                                                     "(how else it differs: the value and gradient checks)"}
+
+
+def _compat_values(spec, runtime, pairing, points, activation):
+    """The loss's mean value (NaN where it raises) at each of ``points``, fed ``activation(scores)``."""
+    import numpy as np
+
+    from .compat import activate
+    from .properties.common import Finding, evaluate
+
+    out = []
+    for z, labels in points.values():
+        inputs = {pairing.pred: activate(activation, z),
+                  **{k: f(labels, z.shape[-1]) for k, f in pairing.targets.items()}}
+        case = Case(inputs, dict(pairing.params), dtype="float64", runtime=runtime.name)
+        try:
+            out.append(float(np.mean(evaluate(spec, runtime, case, "float64", want_grad=False).value)))
+        except Finding:
+            out.append(np.nan)
+    return np.array(out)
+
+
+def _compat_points(pairing, *, classes: int = 4, samples: int = 8, seed: int = 0) -> dict[str, tuple]:
+    """Scores (and their class labels) as the compat analysis draws them: ordinary scores, and
+    confidently right and wrong ones at each of :data:`COMPAT_SCALES`."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if pairing.binary:
+        labels = (rng.random((samples, classes)) < 0.5).astype(np.float64)
+        labels[:, 0], labels[:, 1] = 1.0, 0.0
+        signs = 2 * labels - 1
+    else:
+        labels = rng.integers(0, classes, size=samples)
+        signs = np.eye(classes)[labels]
+    points = {"ordinary": (rng.normal(size=(samples, classes)), labels)}
+    for scale in COMPAT_SCALES:
+        points[f"right {scale}"] = (scale * signs, labels)
+        points[f"wrong {scale}"] = (-scale * signs, labels)
+    return points

@@ -201,7 +201,8 @@ def test_correct_loss_passes_and_buggy_loss_fails_with_a_readable_message(pytest
     doc = _report(pytester.path / "out" / "report.json")
     assert doc["schema_version"] == json_report.SCHEMA_VERSION and doc["seed"] == 0 and doc["examples"] == 3
     assert {p.name for p in (pytester.path / "out").iterdir()} == {"report.json", "report.html", "junit.xml",
-                                                                   "summary.md"}
+                                                                   "summary.md", "repro"}
+    assert not any((pytester.path / "out" / "repro").iterdir())   # no catalog failure: no script
     assert "torch" in doc["versions"]
     by_test = {}
     for r in doc["results"]:
