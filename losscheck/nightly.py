@@ -313,9 +313,11 @@ def _finish(doc: dict, output: str, problems: list[str], *, strict: bool, elapse
     new = new_failures(doc)
     took = f" in {elapsed:.0f} s" if elapsed is not None else ""
     print(f"{len(doc['results'])} checks{took}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    for r in new[:50]:
-        print(f"NEW {r['status'].upper()} {r['id']} [{r['runtime']}, {r['property']}, {r['dtype']}, {r['device']}] "
-              f"{r.get('code') or ''} {r.get('message') or ''}"[:300])
+    from .report.console import printable
+
+    for r in new[:50]:   # a loss's message may hold what the terminal cannot encode
+        print(printable(f"NEW {r['status'].upper()} {r['id']} [{r['runtime']}, {r['property']}, {r['dtype']}, "
+                        f"{r['device']}] {r.get('code') or ''} {r.get('message') or ''}"[:300]))
     if len(new) > 50:
         print(f"... and {len(new) - 50} more new failures")
     print(f"{len(failing)} failing, {len(new)} new since the previous run; reports in {output}/")
@@ -383,7 +385,7 @@ def replace_dir(path: str, files: dict[str, str]) -> None:
     try:
         os.chmod(tmp, 0o755)
         for name, text in files.items():
-            with open(os.path.join(tmp, name), "w") as f:
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 f.write(text)
             os.chmod(os.path.join(tmp, name), 0o755)
         old = None

@@ -39,6 +39,16 @@ class Progress:
         self._bar.update(self._task, advance=1, last=f"{row['id']} [{row['runtime']}] failures: {self.failures}")
 
 
+def printable(text) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates: a loss's exception message can carry
+    undecodable bytes) as backslash escapes, so that printing it cannot fail."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _printable_row(row: dict) -> dict:
+    return {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
 def _short(x, limit=300) -> str:
     text = json.dumps(x, default=str)
     return text if len(text) <= limit else text[:limit] + " ..."
@@ -46,6 +56,7 @@ def _short(x, limit=300) -> str:
 
 def print_summary(rows: list[dict], console: Console | None = None) -> None:
     console = console or Console(width=160)
+    rows = [_printable_row(r) for r in rows]
     counts = Counter(r["status"] for r in rows)
     table = Table(title="losscheck: results by loss and runtime")
     table.add_column("loss")

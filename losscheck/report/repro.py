@@ -4,11 +4,22 @@ For a row with a smallest input (status ``fail`` or ``xfail``), :func:`script` w
 script that rebuilds the input (``row["input"]``, ``row["shape"]``, ``row["params"]``), builds the
 loss exactly as the catalog spec does (the spec's ``call`` is copied into the script as source:
 its helper functions, closures and ``functools.partial`` arguments with it), calls it the way the
-runtime's engine does (tensor dtypes, device, argument order, the gradient's cotangent, Keras'
-backend and ``floatx``) and prints the framework's value (and gradient, for gradient and numerics
-checks) next to the oracle's, which losscheck computed when it wrote the script. The script exits
-1 while the disagreement reproduces (for ``git bisect run``), 0 once the framework agrees, and 2
-when it could not call the loss as the spec does (see :class:`Unreproducible`).
+runtime's engine does (tensor dtypes, device and Keras' device scope, argument order, the inputs it
+differentiates and the gradient's cotangent, Keras' backend and ``floatx``) and replays what the
+row's property checks:
+
+* value, gradient, numerics: the framework's value (and gradient) next to the oracle's, which
+  losscheck computed when it wrote the script;
+* batch: that, the value of the batch repeated :data:`~losscheck.properties.batch.TILES` times, and
+  the independence of samples (sample 0 replaced by sample 1 must not move the other samples'
+  gradients);
+* device: value and gradient twice on the row's device (bit for bit the same) and, off the CPU,
+  against the CPU within the bound; the oracle's value is printed for reference only.
+
+Every property whose check evaluates gradients (:data:`WITH_GRADIENTS`) asks for them in the script
+too, so a backward that raises reproduces. The script exits 1 while the finding reproduces (for
+``git bisect run``), 0 once the framework agrees, and 2 when it could not call the loss as the spec
+does (see :class:`Unreproducible`). The properties in :data:`NOT_REPLAYED` get no script.
 """
 from __future__ import annotations
 
@@ -32,6 +43,13 @@ IMPORTABLE = {"numpy", "functools", "math", "operator", "itertools", "torch", "j
               "tensorflow"}
 #: statuses that get a reproducer (when the row has a smallest input)
 WITH_REPRO = ("fail", "xfail")
+#: properties whose check evaluates gradients (the engine differentiates every differentiable
+#: input), so that their scripts do too: a loss whose backward raises fails them with X001
+WITH_GRADIENTS = ("gradient", "numerics", "batch", "device")
+#: properties whose check a script cannot replay: ``compiled`` compares the compiled call with the
+#: eager one (its ``repro`` command replays it); ``rank_mismatch`` feeds reshaped inputs and only
+#: ever warns (B005), and ``compat`` rows have no smallest input
+NOT_REPLAYED = ("compiled", "rank_mismatch", "compat")
 _ENGINE_OF = {"torch": "torch", "keras-torch": "torch", "jax": "jax", "keras-jax": "jax",
               "keras-tensorflow": "tensorflow"}
 
@@ -48,9 +66,10 @@ def filename(row: dict) -> str:
 
 
 def wanted(row: dict) -> bool:
-    """Rows with a smallest input; the compiled property's (X010) replay through their command: the
-    script's framework calls compare with the oracle, not compiled with eager."""
-    return row.get("status") in WITH_REPRO and row.get("input") is not None and row.get("property") != "compiled"
+    """Rows with a smallest input, of a property a script replays (not :data:`NOT_REPLAYED`: the
+    compiled property's X010 rows replay through their command)."""
+    return (row.get("status") in WITH_REPRO and row.get("input") is not None
+            and row.get("property") not in NOT_REPLAYED)
 
 
 def scripts(rows, specs: dict | None = None) -> tuple[dict[str, str], dict[str, str]]:
@@ -58,13 +77,16 @@ def scripts(rows, specs: dict | None = None) -> tuple[dict[str, str], dict[str, 
     not be generated). ``specs`` (id -> LossSpec) supplies specs that are not in the catalog."""
     out, skipped = {}, {}
     for row in rows:
-        if not wanted(row):
+        try:
+            if not wanted(row):
+                continue
+            name = filename(row)
+        except Exception:  # noqa: BLE001 - a row without its key fields has nothing to replay
             continue
-        name = filename(row)
         try:
             out[name] = script(row, (specs or {}).get(row["id"]))
         except Exception as exc:  # noqa: BLE001 - one unrenderable row must not cost the others
-            skipped[name] = f"{type(exc).__name__}: {exc}"
+            skipped[name] = _printable(f"{type(exc).__name__}: {exc}")
     return out, skipped
 
 
@@ -139,6 +161,11 @@ def expected(spec, row: dict) -> dict:
         out = {"value": np.asarray(ref.value, dtype=np.float64), "scale": np.asarray(ref.scale, dtype=np.float64),
                "value_bound": VALUE_BOUND[row["dtype"]](n_terms), "grad_bound": GRAD_BOUND[row["dtype"]](n_terms),
                "arrays": sorted(arrays), "case": case}
+        # the inputs the engine differentiates whenever a check asks for gradients (every float
+        # argument the spec marks differentiable): the script asks for the same ones
+        out["diff_args"] = [a.name for a in spec.grad_args if a.name in case.inputs]
+        if row["property"] in WITH_GRADIENTS and out["diff_args"]:
+            out["cotangent"] = cotangent_for(np.shape(ref.value))
         if row["property"] in ("gradient", "numerics"):
             cot = cotangent_for(np.shape(ref.value))
             g, mags = ref.grad(cot), ref.grad_magnitude(cot)
@@ -152,15 +179,100 @@ def expected(spec, row: dict) -> dict:
             out["kinks"] = {a.name: np.asarray(kinks[a.oracle_name], dtype=bool) for a in spec.grad_args
                             if a.name in out["grads"] and a.oracle_name in kinks}
         if row["property"] == "batch":
-            from ..properties.batch import TILES, batch_axes, batch_sizes, tile
+            from ..properties.batch import TILES, batch_axes, batch_sizes, documented_kind, tile
+            from ..tolerance import EPS, TINY
 
+            # the batch check judges its values in a declared lower precision's eps, with the bound
+            # of the tiled batch's terms (properties.batch.check)
+            declared = spec.precision_for(row["dtype"], row["runtime"])
+            judge = declared.effective if declared is not None else row["dtype"]
+            out["batch_judge"] = {"judge": judge, "eps": EPS[judge], "tiny": TINY[judge],
+                                  "bound": VALUE_BOUND[judge](n_terms * TILES)}
             if batch_sizes(spec, case):
-                tiled = spec.oracle(tile(spec, case, TILES))
+                tiled_case = tile(spec, case, TILES)
                 out["tiles"] = TILES
                 out["batch_axes"] = dict(batch_axes(spec, case))
-                out["tiled_value"] = np.asarray(tiled.value, dtype=np.float64)
-                out["tiled_scale"] = np.asarray(tiled.scale, dtype=np.float64)
+                # what tiling must do to the framework's own value: read off the oracle
+                out["tiling_kind"] = "other" if spec.pools_batch else documented_kind(spec, case, tiled_case)
+                out["independence"] = _independence(spec, case, ref)
+        if row["property"] == "device" and row["device"] != "cpu":
+            out["device_check"] = _device_check(spec, case, ref, row)
     return out
+
+
+def _rest(x, axis: int) -> np.ndarray:
+    """``x`` without sample 0 along ``axis``."""
+    return np.delete(np.asarray(x), 0, axis=axis)
+
+
+def _independence(spec, case, ref) -> dict:
+    """What the batch check's independence half (``properties.batch._independence``) needs, for the
+    script: {input: {axis, magnitude (the other samples'), skip (kinks in either case)}} for each
+    input whose sample 0 the check replaces by sample 1; {} where the check does not run it."""
+    from ..properties.batch import batch_axes, batch_sizes
+    from ..tolerance import kink_rtol
+
+    sizes = batch_sizes(spec, case)
+    if len(set(sizes.values())) != 1 or next(iter(sizes.values())) < 2 or spec.pools_batch or not spec.grad_args:
+        return {}
+    axes = batch_axes(spec, case)
+    cot = cotangent_for_value(ref)
+    mags = ref.grad_magnitude(cot)
+    names = [a for a in spec.grad_args if a.name in axes and a.name in case.inputs
+             and (not mags or a.oracle_name in mags)]
+    swapped = {}
+    for a in names:
+        x = np.array(case.inputs[a.name], copy=True)
+        idx0, idx1 = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        idx0[axes[a.name]], idx1[axes[a.name]] = 0, 1
+        x[tuple(idx0)] = x[tuple(idx1)]
+        swapped[a.name] = x
+    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    rtol = kink_rtol(case.dtype)
+    kinks = ref.kinks(rtol, shapes)
+    kinks_other = spec.oracle(case.with_inputs(**swapped)).kinks(rtol, shapes) if swapped else {}
+    out = {}
+    for a in names:
+        ax = axes[a.name]
+        skip = None
+        if a.oracle_name in kinks or a.oracle_name in kinks_other:
+            skip = np.zeros(np.shape(case.inputs[a.name]), bool)
+            for k in (kinks.get(a.oracle_name), kinks_other.get(a.oracle_name)):
+                if k is not None:
+                    skip = skip | np.asarray(k, dtype=bool)
+            skip = _rest(skip, ax)
+        mag = mags.get(a.oracle_name)
+        out[a.name] = {"axis": ax, "magnitude": None if mag is None else _rest(np.broadcast_to(
+            np.asarray(mag, dtype=np.float64), np.shape(case.inputs[a.name])), ax), "skip": skip}
+    return out
+
+
+def _device_check(spec, case, ref, row) -> dict:
+    """What the device check's cross-device half needs (``properties.device``): the dtype it judges
+    in (a declared lower precision's), that dtype's eps and bounds, and the oracle's per-element
+    gradient magnitudes and kinks."""
+    from ..properties.common import n_terms
+    from ..tolerance import EPS, GRAD_BOUND, TINY, VALUE_BOUND, kink_rtol
+
+    declared = spec.precision_for(row["dtype"], row["runtime"])
+    judge = declared.effective if declared is not None else row["dtype"]
+    terms = n_terms(case)
+    mags = ref.grad_magnitude(cotangent_for_value(ref))
+    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    kinks = ref.kinks(kink_rtol(judge), shapes)
+    return {"judge": judge, "eps": EPS[judge], "tiny": TINY[judge], "value_bound": VALUE_BOUND[judge](terms),
+            "grad_bound": GRAD_BOUND[judge](terms),
+            "magnitudes": {a.name: np.broadcast_to(np.asarray(mags[a.oracle_name], dtype=np.float64),
+                                                   np.shape(case.inputs[a.name]))
+                           for a in spec.grad_args if a.name in case.inputs and a.oracle_name in mags},
+            "kinks": {a.name: np.asarray(kinks[a.oracle_name], dtype=bool) for a in spec.grad_args
+                      if a.name in case.inputs and a.oracle_name in kinks}}
+
+
+def cotangent_for_value(ref) -> np.ndarray:
+    from ..properties.common import cotangent_for
+
+    return cotangent_for(np.shape(ref.value))
 
 
 # ---- copying the spec's call as source -----------------------------------------------------------
@@ -368,9 +480,20 @@ def _json(x) -> str:
 
 
 
+def _printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates, from an exception message that
+    carried undecodable bytes) written as backslash escapes."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+
+
 def _comment(text: str, width: int = 100) -> str:
+    """``text`` as comment lines (control characters escaped: a NUL byte ends a Python source)."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
     lines = []
-    for para in str(text).splitlines() or [""]:
+    for para in text.splitlines() or [""]:
         lines += textwrap.wrap(para, width) or [""]
     return "\n".join(f"# {line}".rstrip() for line in lines)
 
@@ -394,7 +517,9 @@ def script(row: dict, spec=None) -> str:
     data = {
         "SPEC_ID": row["id"], "RUNTIME": row["runtime"], "PROPERTY": row["property"], "DTYPE": row["dtype"],
         "DEVICE_NAME": row["device"], "KERAS_BACKEND": keras_backend, "ORDER": [a.name for a in spec.args],
-        "KIND": kinds, "GRAD_ARGS": grad_args, "UNAVAILABLE": unavailable,
+        "KIND": kinds, "GRAD_ARGS": grad_args,
+        "DIFF_ARGS": ref["diff_args"] if row["property"] in WITH_GRADIENTS else [],
+        "UNAVAILABLE": unavailable,
     }
     blobs = {
         "INPUTS": row["input"], "SHAPES": row.get("shape") or {}, "PARAMS": row.get("params") or {},
@@ -403,7 +528,8 @@ def script(row: dict, spec=None) -> str:
         "COTANGENT": ref.get("cotangent"), "EXPECTED_GRADS": ref.get("grads", {}),
         "GRAD_MAGNITUDE": ref.get("magnitudes", {}), "KINKS": ref.get("kinks", {}),
         "TILES": ref.get("tiles"), "BATCH_AXES": ref.get("batch_axes", {}),
-        "EXPECTED_TILED_VALUE": ref.get("tiled_value"), "TILED_SCALE": ref.get("tiled_scale"),
+        "TILING_KIND": ref.get("tiling_kind"), "BATCH_JUDGE": ref.get("batch_judge"),
+        "INDEPENDENCE": ref.get("independence", {}), "DEVICE_CHECK": ref.get("device_check"),
     }
     from ..tolerance import EPS, TINY
 
@@ -423,7 +549,9 @@ def script(row: dict, spec=None) -> str:
         *([_comment(f"NOT FAITHFUL: {unavailable}; the expected values are printed, the framework is not "
                     "called.")] if unavailable else []),
     ])
-    constants = "\n".join(f"{k} = {v!r}" for k, v in data.items())
+    # a loss's message may hold anything, lone surrogates included: the script must stay writable
+    header = _printable(header)
+    constants = "\n".join(f"{k} = {ascii(v)}" for k, v in data.items())
     constants += f"\nEPS = {EPS[row['dtype']]!r}\nTINY = {TINY[row['dtype']]!r}\n"
     constants += "\n".join(f"{k} = json.loads({_json(v)!r})" for k, v in blobs.items())
     return "\n\n".join([header, _PRELUDE.strip(), constants, _KERAS_ENV.strip(), _ENGINES[engine].strip(),
@@ -438,6 +566,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+for _stream in (sys.stdout, sys.stderr):  # a loss's message may hold characters no encoding has
+    if hasattr(_stream, "reconfigure"):
+        _stream.reconfigure(errors="backslashreplace")
 '''
 
 _KERAS_ENV = '''
@@ -488,6 +619,28 @@ def make_loss(params):
     if KERAS_BACKEND:
         NS.keras.config.set_floatx(DTYPE)
     return build(NS, {k: tensor(v, kind_of(k, v)) if isinstance(v, np.ndarray) else v for k, v in params.items()})
+
+
+def keras_device(name):
+    """Keras on torch and on JAX makes its constants on its own default device: losscheck calls the
+    loss inside Keras' scope for the checked device (TensorFlow's engine places the call itself)."""
+    import contextlib
+
+    if KERAS_BACKEND == "torch":
+        return NS.keras.device(name)
+    if KERAS_BACKEND == "jax":
+        kind, _, index = name.partition(":")
+        return NS.keras.device(f"{'gpu' if kind == 'cuda' else kind}:{index or 0}")
+    return contextlib.nullcontext()
+
+
+def run(params, inputs, grad_names=(), cotangent=None, device=None):
+    """evaluate() on the checked device, or on ``device`` (the device check compares with the CPU)."""
+    global DEVICE
+    name = device or DEVICE_NAME
+    DEVICE = device_named(name)
+    with keras_device(name):
+        return evaluate(params, inputs, grad_names, cotangent)
 '''
 
 _ENGINES = {
@@ -495,7 +648,11 @@ _ENGINES = {
 import numpy as np
 import torch
 
-DEVICE = torch.device(DEVICE_NAME)
+def device_named(name):
+    return torch.device(name)
+
+
+DEVICE = device_named(DEVICE_NAME)
 FLOAT = getattr(torch, DTYPE)
 
 
@@ -531,7 +688,11 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp
 
-DEVICE = jax.devices("gpu" if DEVICE_NAME.startswith("cuda") else "cpu")[0]
+def device_named(name):
+    return jax.devices("gpu" if name.startswith("cuda") else "cpu")[0]
+
+
+DEVICE = device_named(DEVICE_NAME)
 FLOAT = getattr(jnp, DTYPE)
 UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
@@ -578,7 +739,11 @@ def evaluate(params, inputs, grad_names=(), cotangent=None):
 import numpy as np
 import tensorflow as tf
 
-DEVICE = "/GPU:0" if DEVICE_NAME.startswith("cuda") else "/CPU:0"
+def device_named(name):
+    return "/GPU:0" if name.startswith("cuda") else "/CPU:0"
+
+
+DEVICE = device_named(DEVICE_NAME)
 FLOAT = getattr(tf, DTYPE)
 
 
@@ -628,18 +793,22 @@ def as_array(x, shape):
     return np.reshape(np.asarray(x, dtype=np.float64 if not np.size(x) else None), shape)
 
 
-def value_error(actual, expected, scale):
+def value_error(actual, expected, scale, eps=None, tiny=None):
     """Largest error in eps units (scale: the oracle's magnitude of the summands); NaN-oracle ignored."""
+    eps, tiny = eps or EPS, tiny or TINY
     a, e, s = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (actual, expected, scale)))
     with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(a - e) / (EPS * np.maximum(np.where(np.isfinite(s), s, 0.0), TINY / EPS))
+        err = np.abs(a - e) / (eps * np.maximum(np.where(np.isfinite(s), s, 0.0), tiny / eps))
     err = np.where(np.isinf(a) & np.isinf(e) & (np.sign(a) == np.sign(e)), 0.0, err)
     err = np.where(np.isfinite(e) & ~np.isfinite(a), np.inf, err)
     err = np.where(np.isnan(e), np.nan, err)
     return float(np.nanmax(err)) if np.any(~np.isnan(err)) else 0.0
 
 
-def grad_error(actual, expected, magnitude, skip):
+def grad_error(actual, expected, magnitude, skip, eps=None, tiny=None):
+    """Normwise error in eps units; ``magnitude``: the oracle's largest gradient magnitude, or its
+    magnitude per element (then the largest finite one over the elements compared)."""
+    eps, tiny = eps or EPS, tiny or TINY
     keep = ~np.isnan(expected) & ~skip
     a, e = actual[keep], expected[keep]
     if not keep.any():
@@ -649,7 +818,10 @@ def grad_error(actual, expected, magnitude, skip):
     finite = np.isfinite(e)
     if not finite.any():
         return 0.0
-    return float(np.max(np.abs(a[finite] - e[finite])) / (EPS * max(magnitude, TINY / EPS)))
+    if np.ndim(magnitude):
+        m = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), np.shape(expected))[keep][finite]
+        magnitude = float(np.max(m, where=np.isfinite(m), initial=0.0))
+    return float(np.max(np.abs(a[finite] - e[finite])) / (eps * max(magnitude, tiny / eps)))
 
 
 def show(label, framework, expected):
@@ -657,14 +829,140 @@ def show(label, framework, expected):
     print(f"expected  {label}: {np.asarray(expected)!r}".replace("\\n", "\\n    "))
 
 
-def compare_value(label, value, expected, scale):
+def compare_value(label, value, expected, scale, judge=None):
+    """``judge``: the eps, tiny and bound to judge in (the batch check's), else the dtype's."""
     show(label, value, expected)
     if np.shape(value) != np.shape(expected):
         print(f"  shape {np.shape(value)} where {np.shape(expected)} is expected")
         return True
-    err = value_error(value, expected, scale)
-    print(f"  error {err:,.1f} eps (losscheck's bound {VALUE_BOUND:,.0f} eps)")
-    return not err <= VALUE_BOUND
+    bound = VALUE_BOUND if judge is None else judge["bound"]
+    err = value_error(value, expected, scale, *((judge["eps"], judge["tiny"]) if judge else ()))
+    unit = "eps" if judge is None or judge["judge"] == DTYPE else f"{judge['judge']} eps"
+    print(f"  error {err:,.1f} {unit} (losscheck's bound {bound:,.0f} {unit})")
+    return not err <= bound
+
+
+def tiling_expected(kind, value, scale):
+    """What the batch repeated TILES times must give, from the framework's own value on one copy
+    (and the oracle's scale for it): the same mean, TILES times the sum, the per-sample losses
+    repeated."""
+    value, scale = np.asarray(value, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    if kind == "mean":
+        return value, scale
+    if kind == "sum":
+        return TILES * value, TILES * scale
+    repeat = lambda x: np.concatenate([x] * TILES, axis=0) if x.ndim else x  # noqa: E731
+    return repeat(value), repeat(scale)
+
+
+def show_devices(label, here, there):
+    """``label`` on the checked device and on the CPU, one line each."""
+    for where, x in ((DEVICE_NAME, here), ("cpu", there)):
+        print(f"{label} on {where}: {' ' * max(0, len(DEVICE_NAME) - len(where))}{np.asarray(x)!r}"
+              .replace("\\n", "\\n    "))
+
+
+def differs(a, b):
+    """Not bit for bit the same (NaN equals NaN)."""
+    if b is None:
+        return a is not None
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape != b.shape or not np.array_equal(a, b, equal_nan=True)
+
+
+def replay_independence(params, inputs, cot):
+    """The batch check's independence half: replace sample 0 of each differentiable input by
+    sample 1; the gradient of every other sample must not move."""
+    swapped = {}
+    for name, info in INDEPENDENCE.items():
+        x = np.array(inputs[name], copy=True)
+        first, second = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        first[info["axis"]], second[info["axis"]] = 0, 1
+        x[tuple(first)] = x[tuple(second)]
+        swapped[name] = x
+    if all(np.array_equal(x, inputs[name]) for name, x in swapped.items()):
+        return False
+    print("sample 0 replaced by sample 1; the other samples' gradients must not change:")
+    try:
+        _, g0 = run(params, inputs, DIFF_ARGS, cot)
+        _, g1 = run(params, {**inputs, **swapped}, DIFF_ARGS, cot)
+    except Exception as exc:
+        print(f"framework raised {type(exc).__name__} computing the gradient: {exc}")
+        return True
+    reproduced = False
+    for name, info in INDEPENDENCE.items():
+        if g0.get(name) is None or g1.get(name) is None:
+            continue
+        before = np.delete(np.asarray(g0[name]), 0, axis=info["axis"])
+        after = np.delete(np.asarray(g1[name]), 0, axis=info["axis"])
+        print(f"gradient d/d{name} of the other samples, as drawn:        {before!r}".replace("\\n", "\\n    "))
+        print(f"gradient d/d{name} of the other samples, sample 0 replaced: {after!r}".replace("\\n", "\\n    "))
+        if before.shape != after.shape:
+            reproduced = True
+            continue
+        magnitude = np.abs(before) if info["magnitude"] is None else np.asarray(info["magnitude"], dtype=np.float64)
+        skip = np.zeros(before.shape, bool) if info["skip"] is None else np.asarray(info["skip"], dtype=bool)
+        err = grad_error(after, before, magnitude, skip)
+        print(f"  error {err:,.1f} eps (losscheck's bound {GRAD_BOUND:,.0f} eps)")
+        reproduced |= not err <= GRAD_BOUND
+    return reproduced
+
+
+def replay_device(params, inputs, expected):
+    """The device check: value and gradient twice on the checked device (they must agree bit for
+    bit) and, off the CPU, once on the CPU (they must agree within the bound). It compares the
+    framework with itself; the oracle's value is printed for reference only."""
+    cot = None if COTANGENT is None else np.asarray(COTANGENT, dtype=np.float64)
+    runs = []
+    for attempt in (1, 2):
+        try:
+            runs.append(run(params, inputs, DIFF_ARGS, cot))
+        except Exception as exc:  # the loss (or its gradient) raised on valid inputs: that is the finding
+            print(f"framework raised {type(exc).__name__} (run {attempt} on {DEVICE_NAME}): {exc}")
+            return True
+    (value, grads), (again, grads_again) = runs
+    show("value", value, expected)
+    print("  (for reference: the device check compares the framework's runs and devices, not the oracle)")
+    reproduced = False
+    if differs(value, again):
+        print(f"two identical runs on {DEVICE_NAME} differ: value {value!r} then {again!r}")
+        reproduced = True
+    for name in DIFF_ARGS:
+        if grads.get(name) is not None and differs(grads[name], grads_again.get(name)):
+            print(f"two identical runs on {DEVICE_NAME} give different gradients of {name!r}")
+            reproduced = True
+    if not reproduced:
+        print(f"two identical runs on {DEVICE_NAME} agree bit for bit (value and gradients of {DIFF_ARGS})")
+    if DEVICE_CHECK is None:
+        return reproduced
+    judge = DEVICE_CHECK
+    try:
+        cpu_value, cpu_grads = run(params, inputs, DIFF_ARGS, cot, device="cpu")
+    except Exception as exc:
+        print(f"framework raised {type(exc).__name__} on the cpu: {exc}")
+        return True
+    show_devices("framework value", value, cpu_value)
+    if np.shape(cpu_value) != np.shape(value):
+        return True
+    err = value_error(value, cpu_value, np.asarray(SCALE), judge["eps"], judge["tiny"])
+    print(f"  error {err:,.1f} {judge['judge']} eps (losscheck's bound {judge['value_bound']:,.0f})")
+    reproduced |= not err <= judge["value_bound"]
+    for name in DIFF_ARGS:
+        g, c = grads.get(name), cpu_grads.get(name)
+        if g is None or c is None or name not in judge["magnitudes"]:
+            continue
+        show_devices(f"framework gradient d/d{name}", g, c)
+        if np.shape(g) != np.shape(c):
+            reproduced = True
+            continue
+        skip = np.zeros(np.shape(c), bool)
+        if name in judge["kinks"]:
+            skip |= np.broadcast_to(np.asarray(judge["kinks"][name], dtype=bool), np.shape(c))
+        err = grad_error(np.asarray(g, dtype=np.float64), np.asarray(c, dtype=np.float64),
+                         np.asarray(judge["magnitudes"][name], dtype=np.float64), skip, judge["eps"], judge["tiny"])
+        print(f"  error {err:,.1f} {judge['judge']} eps (losscheck's bound {judge['grad_bound']:,.0f})")
+        reproduced |= not err <= judge["grad_bound"]
+    return reproduced
 
 
 def main():
@@ -678,18 +976,23 @@ def main():
         print(f"cannot call the loss as losscheck does: {UNAVAILABLE}")
         show("value", np.array(np.nan), expected)
         return 2
+    if PROPERTY == "device":
+        reproduced = replay_device(params, inputs, expected)
+        print("REPRODUCED: the device check fails on this input (above)" if reproduced
+              else "not reproduced: the framework's runs (and devices) agree on this input")
+        return 1 if reproduced else 0
     reproduced = False
     try:
-        value, _ = evaluate(params, inputs)
+        value, _ = run(params, inputs)
     except Exception as exc:  # the loss raised on valid inputs: that is the finding
         print(f"framework raised {type(exc).__name__}: {exc}")
         show("value", np.array(np.nan), expected)
         return 1
-    reproduced |= compare_value("value", value, expected, np.asarray(SCALE))
-    if GRAD_ARGS and PROPERTY in ("gradient", "numerics"):
+    reproduced |= compare_value("value", value, expected, np.asarray(SCALE), BATCH_JUDGE)
+    if DIFF_ARGS and PROPERTY in ("gradient", "numerics"):
         cot = np.asarray(COTANGENT, dtype=np.float64)
         try:
-            _, grads = evaluate(params, inputs, GRAD_ARGS, cot)
+            _, grads = run(params, inputs, DIFF_ARGS, cot)
         except Exception as exc:
             print(f"framework raised {type(exc).__name__} computing the gradient: {exc}")
             return 1
@@ -717,11 +1020,26 @@ def main():
                  for k, x in inputs.items()}
         tiled_params = {k: np.concatenate([v] * TILES, axis=BATCH_AXES[k]) if k in BATCH_AXES else v
                         for k, v in params.items()}
-        print(f"the batch repeated {TILES} times:")
-        got, _ = evaluate(tiled_params, tiled)
-        want = as_array(EXPECTED_TILED_VALUE, np.shape(EXPECTED_TILED_VALUE))
-        reproduced |= compare_value("value", got, want, np.asarray(TILED_SCALE))
-    print("REPRODUCED: the framework disagrees with the oracle" if reproduced
+        if TILING_KIND == "other":
+            print(f"the batch repeated {TILES} times: not judged (the loss pools the batch, or its documented "
+                  "result is neither a mean, a sum nor per sample)")
+        else:
+            rule = {"mean": "the same mean", "sum": f"{TILES} x the sum",
+                    "none": "the per-sample losses repeated"}[TILING_KIND]
+            print(f"the batch repeated {TILES} times must give {rule} (expected: from the framework's own value "
+                  "above):")
+            try:
+                got, _ = run(tiled_params, tiled)
+            except Exception as exc:
+                print(f"framework raised {type(exc).__name__} on the repeated batch: {exc}")
+                return 1
+            want, scale = tiling_expected(TILING_KIND, value, SCALE)
+            reproduced |= compare_value("value", got, want, scale, BATCH_JUDGE)
+    if PROPERTY == "batch" and INDEPENDENCE and DIFF_ARGS:
+        reproduced |= replay_independence(params, inputs, np.asarray(COTANGENT, dtype=np.float64))
+    found = "the batch check fails on this input (above)" if PROPERTY == "batch" else \
+        "the framework disagrees with the oracle"
+    print(f"REPRODUCED: {found}" if reproduced
           else "not reproduced: the framework agrees with the oracle on this input")
     return 1 if reproduced else 0
 
