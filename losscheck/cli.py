@@ -317,10 +317,10 @@ def cmd_check(args) -> int:
                   file=sys.stderr)
             code = EXIT_USAGE
     if signals:
-        from .nightly import interrupted_exit
+        from .signals import exit_status
 
         print(f"losscheck: interrupted ({signals[0]}): the checks not finished are skip rows", file=sys.stderr)
-        return interrupted_exit(signals[0])
+        return exit_status(signals[0])
     return code
 
 

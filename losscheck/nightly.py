@@ -268,15 +268,10 @@ def cmd_nightly(args) -> int:
     if signals:
         print(f"losscheck: interrupted ({signals[0]}): the report holds the checks that finished; the others are "
               "skip rows", file=sys.stderr)
-        return interrupted_exit(signals[0])
+        from .signals import exit_status
+
+        return exit_status(signals[0])
     return code
-
-
-def interrupted_exit(signal_name: str) -> int:
-    """128 + the signal's number, as a shell reports a command the signal ended (130, 143)."""
-    import signal
-
-    return 128 + int(signal.Signals[signal_name])
 
 
 def _with_missing(rows: list[dict], tasks, args, message: str) -> list[dict]:

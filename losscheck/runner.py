@@ -306,30 +306,15 @@ def stop(reason: str) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals():
-    """In the main thread, SIGINT and SIGTERM stop the run (:func:`stop`) instead of killing the
-    process, so that the report of what finished is still written; a second SIGINT raises
-    KeyboardInterrupt. Yields a list that holds the signal's name once one came."""
-    import signal
-
-    got: list[str] = []
-
-    def handle(signum, frame):
-        name = signal.Signals(signum).name
-        if got and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        got.append(name)
-        stop(f"the run was interrupted ({name}) before this check finished")
+    """SIGINT and SIGTERM stop the run (:func:`stop`) instead of the process, so that the report of
+    what finished is still written (:func:`losscheck.signals.stop_on_signals`; yields its list)."""
+    from .signals import stop_on_signals as on_signals
 
     _STOPPED.clear()
-    if threading.current_thread() is not threading.main_thread():
-        yield got
-        return
-    old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield got
+        with on_signals(lambda why: stop(f"{why} before this check finished")) as got:
+            yield got
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         _STOPPED.clear()
 
 

@@ -12,7 +12,6 @@ import fnmatch
 import math
 import os
 import shlex
-import signal
 import sys
 import threading
 import time
@@ -129,37 +128,6 @@ def _validate(args) -> None:
             raise CannotAudit(f"bad option --reference: {exc}") from None
 
 
-class _Signals:
-    """While armed, SIGINT and SIGTERM stop the audit: the sandbox kills its workers and the first
-    signal raises KeyboardInterrupt in the main thread, so that what finished is reported. Disarmed
-    (while the report is written) a signal only stops the workers."""
-
-    def __init__(self):
-        self.name, self.armed, self._old = "", False, {}
-
-    def _handle(self, signum, frame) -> None:
-        from .sandbox import interrupt
-
-        interrupt()
-        if self.armed and not self.name:
-            self.name = signal.Signals(signum).name
-            raise KeyboardInterrupt(self.name)
-
-    def __enter__(self) -> "_Signals":
-        if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.armed = True
-        return self
-
-    def disarm(self) -> None:
-        self.armed = False
-
-    def __exit__(self, *exc) -> bool:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        return False
-
-
 def _fill_repro(entry: dict, command: str) -> None:
     """Every finding carries the command that audits its loss again (the worker sets most)."""
     for ch in entry["checks"]:
@@ -195,7 +163,8 @@ def _not_done(args, entries: list[dict]) -> list[str]:
 def run(args, argv: list[str] | None = None) -> int:
     from . import report
     from .discover import AuditSyntaxError, discover
-    from .sandbox import Limits, audit_file, reset_interrupt
+    from ..signals import stop_on_signals
+    from .sandbox import Limits, audit_file, interrupt, reset_interrupt
 
     started = time.perf_counter()
     command = ["losscheck", *(argv if argv is not None else sys.argv[1:])]
@@ -207,8 +176,8 @@ def run(args, argv: list[str] | None = None) -> int:
     exit_code = EXIT_CANNOT
     lock = threading.Lock()
     reset_interrupt()
-    signals = _Signals()
-    with signals:
+    # a signal kills the workers (each audit_file returns what finished) and the audit reports that
+    with stop_on_signals(lambda why: interrupt()) as signals:
         try:
             _validate(args)
             work = []     # (file row, path, discovered file, chosen candidates)
@@ -278,15 +247,17 @@ def run(args, argv: list[str] | None = None) -> int:
             if not work and not could_not:
                 could_not.append(f"{', '.join(args.paths)}: no loss found in any file")
             could_not += _not_done(args, entries)
+            if signals:
+                could_not.append(f"interrupted ({signals[0]}): the report holds the {len(entries)} losses audited "
+                                 "before")
             findings = any(e["status"] in ("fail", "warn") for e in entries)
             exit_code = EXIT_CANNOT if could_not else (EXIT_FINDINGS if findings else EXIT_OK)
         except CannotAudit as exc:
             could_not.append(str(exc))
-        except KeyboardInterrupt:
-            could_not.append(f"interrupted ({signals.name or 'KeyboardInterrupt'}): the report holds the "
-                             f"{len(entries)} losses audited before")
+        except KeyboardInterrupt:   # a second Ctrl-C
+            could_not.append(f"interrupted (KeyboardInterrupt): the report holds the {len(entries)} losses audited "
+                             "before")
         finally:
-            signals.disarm()
             doc = report.document(command=command, options=options, files=files, losses=entries, versions=versions,
                                   exit_code=exit_code, could_not_audit=could_not,
                                   duration_s=round(time.perf_counter() - started, 2))

@@ -167,8 +167,9 @@ def death(rc: int, tail: str, path: str, limits: Limits, timed_out: bool,
         if sig == signal.SIGXFSZ:
             return "X006", f"printed more than {limits.output_hard_mb} MiB{at}: the audit stopped it", line
         if sig == signal.SIGKILL and killed_by_audit:
+            said = _said(tail)
             return "X004", (f"closed the audit's channel{at} and did not exit within {EXIT_GRACE:g} s: the audit "
-                            "killed it" + (f" ({_said(tail)})" if _said(tail) else "")), line
+                            f"killed it{f' ({said})' if said else ''}"), line
         if sig == signal.SIGKILL:
             return "X007", f"was killed (SIGKILL){at}, most likely by the system's out-of-memory killer", line
         return "X004", f"crashed the process with {SIGNALS.get(sig, f'signal {sig}')}{at}", line
