@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -30,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--known", action="store_true",
                       help="print the recorded deviations, expected failures and declared precision as Markdown")
     what.add_argument("--coverage", action="store_true",
-                      help="compare the catalog with the losses the installed frameworks export")
+                      help="compare the catalog with the losses the installed frameworks export, and "
+                           "the specs' draws with those losses' parameters")
 
     sub.add_parser("codes", help="print the diagnosis codes as a Markdown table")
 
@@ -124,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("losscheck: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`losscheck list | head`): no traceback, and none at exit when Python
+        # flushes stdout again; 141 is what a shell reports for a process SIGPIPE ended
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def cmd_list(args) -> int:
@@ -164,14 +171,15 @@ def cmd_coverage(args) -> int:
     from .coverage import FRAMEWORKS, coverage
 
     rows = coverage([args.framework] if args.framework else FRAMEWORKS)
-    table = Table(title="catalog coverage of the installed frameworks' public losses")
-    for col in ("framework", "exported", "covered", "missing"):
+    table = Table(title="catalog coverage of the installed frameworks' public losses and their parameters")
+    for col in ("framework", "exported", "covered", "missing", "parameters never drawn"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(r.framework, str(len(r.exported)) if not r.error else f"unavailable: {r.error}",
-                      str(len(r.covered)), "\n".join(r.missing) or "-")
+                      str(len(r.covered)), "\n".join(r.missing) or "-",
+                      "\n".join(f"{loss}: {', '.join(ps)}" for loss, ps in r.undrawn) or "-")
     Console(width=160).print(table)
-    return EXIT_FINDINGS if any(r.missing for r in rows) else EXIT_OK
+    return EXIT_FINDINGS if any(r.missing or r.undrawn for r in rows) else EXIT_OK
 
 
 def cmd_compat(args) -> int:

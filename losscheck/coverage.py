@@ -1,10 +1,17 @@
-"""Which public losses the installed frameworks export, and which of them the catalog covers.
+"""Which public losses the installed frameworks export, which of them the catalog covers, and which
+of their parameters its specs never vary.
 
 Enumeration is by introspection, so a framework upgrade that adds a loss shows up as uncovered:
 * torch: every ``torch.nn`` class whose name ends in ``Loss`` (and ``AdaptiveLogSoftmaxWithLoss``), and
   every ``torch.nn.functional`` function that is one of their functional twins;
 * keras: every public ``keras.losses.Loss`` subclass and every public loss function in ``keras.losses``;
 * optax: every public callable in ``optax.losses``.
+
+A spec covers a parameter of its loss (a constructor or function parameter, by name) when its draw
+names it, as an input or a parameter, in :data:`PARAMETER_EXAMPLES` examples (hypothesis derandomised:
+the same examples every time), or when the spec says in ``params_not_drawn`` how it is set instead;
+:data:`NOT_DRAWN` gives the reasons that hold for every loss of a framework. A framework upgrade that
+adds a parameter (torch 2.13's ``weight`` of ``mse_loss``) shows up as not drawn.
 
 Each framework is enumerated in a subprocess (Keras with the jax backend, which imports fastest), so
 calling this never loads a framework into the caller.
@@ -39,10 +46,33 @@ elif which == "keras":
 elif which == "optax":
     import optax.losses as L
     out += [f"optax.losses.{n}" for n in dir(L) if not n.startswith("_") and callable(getattr(L, n))]
-print(json.dumps(sorted(out)))
+
+def params(name):
+    module, _, attr = name.rpartition(".")
+    obj = getattr(sys.modules[module], attr)
+    try:
+        sig = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+    except (TypeError, ValueError):
+        return None
+    return [p.name for p in sig.parameters.values() if p.name != "self"
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+print(json.dumps({n: params(n) for n in sorted(out)}))
 '''
 
 FRAMEWORKS = ("torch", "keras", "optax")
+#: examples drawn per spec to see which parameters its draw names
+PARAMETER_EXAMPLES = 30
+#: parameters no spec of a framework draws, and why
+NOT_DRAWN = {
+    "torch": {"size_average": "deprecated alias of reduction (torch maps it onto reduction, with a warning)",
+              "reduce": "deprecated alias of reduction (torch maps it onto reduction, with a warning)",
+              "device": "factory argument: the loss's parameters are made on the checked device",
+              "dtype": "factory argument: the loss's parameters are made in the checked dtype"},
+    "keras": {"name": "the loss's name, a label",
+              "dtype": "the loss computes in keras.config.floatx(), which each check sets to the checked "
+                       "dtype: the same policy a dtype argument sets"},
+}
 
 
 @dataclass(frozen=True)
@@ -52,9 +82,12 @@ class Coverage:
     covered: tuple[str, ...]
     missing: tuple[str, ...]
     error: str = ""
+    #: (covered loss, its parameters that no draw names and nothing declares), where there are any
+    undrawn: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
-def exported(framework: str) -> list[str]:
+def exported_parameters(framework: str) -> dict[str, list[str] | None]:
+    """{public loss: its parameter names (None where it has no signature)}, in a subprocess."""
     env = {"KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     import os
 
@@ -65,17 +98,52 @@ def exported(framework: str) -> list[str]:
     return json.loads(out.stdout)
 
 
-def coverage(frameworks=FRAMEWORKS) -> list[Coverage]:
+def exported(framework: str) -> list[str]:
+    return sorted(exported_parameters(framework))
+
+
+def drawn_names(spec, examples: int = PARAMETER_EXAMPLES) -> set[str]:
+    """Every input and parameter name the spec's draw gives in ``examples`` derandomised examples."""
+    from .strategies import sample
+
+    return {name for case in sample(spec.draw, examples) for name in (*case.inputs, *case.params)}
+
+
+def undrawn(spec, parameters) -> tuple[str, ...]:
+    """The parameters of ``spec``'s loss that its draw never names and nothing declares; a
+    declaration naming a parameter the loss does not have raises (it went stale)."""
+    declared = dict(spec.params_not_drawn)
+    stale = sorted(set(declared) - set(parameters))
+    if stale:
+        raise ValueError(f"{spec.id}: params_not_drawn names {', '.join(stale)}, which the installed "
+                         "framework's loss does not take")
+    declared.update(NOT_DRAWN.get(spec.framework, {}))
+    left = [p for p in parameters if p not in declared]
+    if not left:
+        return ()
+    seen = drawn_names(spec)
+    return tuple(p for p in left if p not in seen)
+
+
+def coverage(frameworks=FRAMEWORKS, parameters: bool = True) -> list[Coverage]:
+    """One row per framework; ``parameters``: also find the covered losses' undrawn parameters."""
     from . import catalog
 
-    ids = {s.id for s in catalog.all_specs()}
+    specs = {s.id: s for s in catalog.all_specs()}
     rows = []
     for fw in frameworks:
         try:
-            names = exported(fw)
+            found = exported_parameters(fw)
         except (RuntimeError, subprocess.SubprocessError) as exc:
             rows.append(Coverage(fw, (), (), (), error=str(exc)))
             continue
-        rows.append(Coverage(fw, tuple(names), tuple(n for n in names if n in ids),
-                             tuple(n for n in names if n not in ids)))
+        names = sorted(found)
+        covered = tuple(n for n in names if n in specs)
+        gaps = []
+        for n in covered if parameters else ():
+            left = undrawn(specs[n], found[n] or ())
+            if left:
+                gaps.append((n, left))
+        rows.append(Coverage(fw, tuple(names), covered, tuple(n for n in names if n not in specs),
+                             undrawn=tuple(gaps)))
     return rows

@@ -105,6 +105,25 @@ def cases(draw_case):
     return st.composite(lambda draw: draw_case(_Draws(draw)))()
 
 
+def sample(draw_case, examples: int) -> list:
+    """``examples`` cases of ``draw_case`` in hypothesis' generation order, the same in every process
+    (derandomised, :func:`reproducible`): what a spec's draws look like, for tests and
+    :mod:`losscheck.coverage`."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    out = []
+
+    @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @given(cases(draw_case))
+    def collect(case):
+        out.append(case)
+
+    with reproducible():
+        collect()
+    return out
+
+
 def _plain(options: tuple) -> bool:
     return all(v is None or isinstance(v, (bool, int, float, str)) for v in options)
 

@@ -305,12 +305,15 @@ def _logsumexp_masked(z, mask):
     return lse, w
 
 
-def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remove_diagonal: bool = True,
-           keras_mask: bool = False, reduction: str = "none", **reduce_kw) -> Result:
-    """Keras ``Circle`` / ``circle`` (Sun et al. 2020) with the reference embeddings equal to ``embeddings``.
+def circle(labels, embeddings, *, ref_labels=None, ref_embeddings=None, gamma: float = 80.0, margin: float = 0.4,
+           remove_diagonal: bool = True, keras_mask: bool = False, reduction: str = "none", **reduce_kw) -> Result:
+    """Keras ``Circle`` / ``circle`` (Sun et al. 2020): each embedding of the batch against a reference
+    set, by default the batch itself.
 
-    With d_ij = max(1 - x_i . x_j, 0), positives P (same label; j != i if ``remove_diagonal``) and
-    negatives N (other label):
+    Follows keras/src/losses/losses.py ``circle`` (Keras 3.15) and ``build_pos_neg_masks``
+    (keras/src/utils/numerical_utils.py). With d_ij = max(1 - x_i . r_j, 0) between batch embedding
+    x_i and reference embedding r_j, positives P (same label; (i, j) with j != i if
+    ``remove_diagonal``) and negatives N (other label):
 
         p_i = logsumexp_{j in P} -gamma max(margin + d, 0) (margin - d)
         n_i = logsumexp_{j in N}  gamma max(1 + margin - d, 0) (1 - margin - d)
@@ -319,27 +322,43 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
     An empty P or N row gives loss 0 (logsumexp of nothing is -inf).
 
     Args:
-      labels: integer labels ``[N]``.
-      embeddings: ``[N, D]``; Keras documents them as L2-normalised and does NOT normalise them
-        itself: the formula above is applied to the embeddings as given.
+      labels: integer labels ``[N]`` (or ``[N, 1]``): Keras' ``y_true``.
+      embeddings: ``[N, D]`` (``y_pred``); Keras documents them as L2-normalised and does NOT normalise
+        them itself: the formula above is applied to the embeddings as given.
+      ref_labels: integer labels ``[M]`` of the reference embeddings; None: ``labels``.
+      ref_embeddings: ``[M, D]``; None: ``embeddings`` (then each embedding is on both sides of its
+        pairs, and its gradient has both parts). Without ``ref_labels`` the references are labelled by
+        ``labels``, so M = N; without ``ref_embeddings`` the ``ref_labels`` label the batch (M = N).
+      remove_diagonal: drops the pairs (i, i) from P: Keras builds the mask with ``ops.eye(N, M)``, by
+        position, whatever the references are. With the batch as its own reference set these are the
+        self-pairs; with another reference set they are the i-th reference for the i-th sample (an
+        unrelated pair when the references are a memory bank, where the sample's own copy sits off
+        the diagonal and stays a positive), and for M != N the diagonal is the rectangular one.
       keras_mask: Keras' ``circle`` marks its output with the mask ``loss > 0``
         (``backend.set_keras_mask``) and ``Loss.__call__`` reduces with it
         (keras/src/losses/loss.py ``apply_mask``): ``sum_over_batch_size`` and ``mean`` then divide
         by the number of nonzero losses (0 if there is none), ``mean_with_sample_weight`` by the sum
         of the weights of those samples. The function ``keras.losses.circle`` returns ``[N]``
-        unreduced.
+        unreduced. (The class ``keras.losses.Circle`` takes no reference set.)
 
-    Returns shape ``[N]`` (one loss per embedding) for ``reduction="none"``, a scalar otherwise.
+    Returns shape ``[N]`` (one loss per embedding) for ``reduction="none"``, a scalar otherwise. The
+    gradient is with respect to ``embeddings`` and, when given, ``ref_embeddings`` (``[M, D]``).
 
-    Kinks: 1 - x_i.x_j == 0, margin + d == 0 and 1 + margin - d == 0, on pairs that count.
+    Kinks: 1 - x_i.r_j == 0, margin + d == 0 and 1 + margin - d == 0, on pairs that count.
     """
     x = f64(embeddings)
     y = np.asarray(labels).reshape(-1)
-    nn = x.shape[0]
-    same = y[:, None] == y[None, :]
-    pmask = same & ~np.eye(nn, dtype=bool) if remove_diagonal else same
+    shared = ref_embeddings is None
+    r = x if shared else f64(ref_embeddings)
+    yr = y if ref_labels is None else np.asarray(ref_labels).reshape(-1)
+    nn, mm = x.shape[0], r.shape[0]
+    if y.shape != (nn,) or yr.shape != (mm,):
+        raise ValueError(f"labels {y.shape} and ref_labels {yr.shape} must label the {nn} embeddings and the "
+                         f"{mm} reference embeddings")
+    same = y[:, None] == yr[None, :]
+    pmask = same & ~np.eye(nn, mm, dtype=bool) if remove_diagonal else same
     nmask = ~same
-    dot = x @ x.T
+    dot = x @ r.T
     raw = 1.0 - dot
     d = np.maximum(raw, 0.0)
     dd = (raw > 0).astype(np.float64)                         # d d / d dot = -dd
@@ -347,7 +366,7 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
     wp, wn = np.maximum(wp_raw, 0.0), np.maximum(wn_raw, 0.0)
     tp = -gamma * wp * (margin - d)
     tn = gamma * wn * (1.0 - margin - d)
-    derr = 1.0 + np.abs(x) @ np.abs(x).T                      # rounding of d, in units of eps
+    derr = 1.0 + np.abs(x) @ np.abs(r).T                      # rounding of d, in units of eps
     # derivatives with respect to d, and the magnitudes of their summands
     dtp = -gamma * ((wp_raw > 0) * (margin - d) - wp)
     dtn = -gamma * ((wn_raw > 0) * (1.0 - margin - d) + wn)
@@ -381,26 +400,33 @@ def circle(labels, embeddings, *, gamma: float = 80.0, margin: float = 0.4, remo
     amp_n = 1.0 + etn + (eln + (1.0 - sig) * zscale)[:, None]
 
     def back(g, mag=False):
+        """{input: gradient (or with ``mag`` the magnitude of its summands)}: d loss / d dot_ij is
+        gdot_ij, so x_i gets sum_j gdot_ij r_j and r_j gets sum_i gdot_ij x_i."""
         gz = (np.abs(g) if mag else g) * sig
         if mag:
             gd = gz[:, None] * (ap * (mtp * amp_p + rtp) + an * (mtn * amp_n + rtn))
         else:
             gd = gz[:, None] * (ap * dtp + an * dtn)
         gdot = -gd * dd
-        xs = np.abs(x) if mag else x
-        return (gdot + gdot.T) @ xs
+        xs, rs = (np.abs(x), np.abs(r)) if mag else (x, r)
+        gx, gr = gdot @ rs, gdot.T @ xs
+        return {"embeddings": gx + gr} if shared else {"embeddings": gx, "ref_embeddings": gr}
 
     def vjp(g):
-        return {"embeddings": back(g)}
+        return back(g)
 
     def gscale(g):
-        return {"embeddings": np.abs(back(g, mag=True))}
+        return {k: np.abs(v) for k, v in back(g, mag=True).items()}
 
     counted = pmask | nmask
     entry = np.minimum(np.minimum(rel_gap(dot, 1.0), rel_gap(d, -margin)), rel_gap(d, 1.0 + margin))
     entry = np.where(counted, entry, 1.0)
-    gap = np.minimum(entry.min(axis=1), entry.min(axis=0))
-    kinks = {"embeddings": np.broadcast_to(gap[:, None], x.shape)}
+    if shared:
+        gap = np.minimum(entry.min(axis=1), entry.min(axis=0))
+        kinks = {"embeddings": np.broadcast_to(gap[:, None], x.shape)}
+    else:
+        kinks = {"embeddings": np.broadcast_to(entry.min(axis=1)[:, None], x.shape),
+                 "ref_embeddings": np.broadcast_to(entry.min(axis=0)[:, None], r.shape)}
 
     if keras_mask:
         reduce_kw = _keras_masked(terms > 0, reduction, reduce_kw)

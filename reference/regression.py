@@ -12,6 +12,7 @@ binds the value each framework documents (Keras' ``epsilon=1e-7`` clips, torch's
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,17 +20,76 @@ from ._core import Result, f64, finish, rel_gap, softplus, unbroadcast
 
 LOG2 = math.log(2.0)
 
+#: How a mean with an element-wise ``weight`` is normalised (:func:`weighted_finish`):
+#: ``"weight_sum"`` divides sum(w * terms) by sum(w) (the weighted mean; torch ``mse_loss`` and
+#: ``l1_loss``), ``"count"`` by the number of elements (torch ``huber_loss``: mean(w * terms)).
+WEIGHTED_MEANS = ("weight_sum", "count")
+
 
 def _pair(predictions, targets):
     p, t = f64(predictions, targets)
     return p, t, np.broadcast_arrays(p, t)
 
 
-def squared_error(predictions, targets, *, half: bool = False, reduction: str = "none", **reduce_kw) -> Result:
+def weighted_finish(terms, scale, local_vjp, reduction, weight, weighted_mean, reduce_kw, *, like, kink_gap=None,
+                    local_grad_scale=None) -> Result:
+    """:func:`~._core.finish` with torch's element-wise ``weight`` (torch 2.13 ``mse_loss``, ``l1_loss``,
+    ``huber_loss`` in torch/nn/functional.py; not the ``nn`` classes, not ``smooth_l1_loss``).
+
+    ``weight=None``: ``finish(terms, ..., reduction, **reduce_kw)``, the unweighted loss. Otherwise
+    torch's rule: ``weight`` must have the shape of ``like`` (the ``input``; torch raises ValueError,
+    it does not broadcast the weight to the input) and multiplies the per-element terms (broadcast
+    shape of input and target); ``"none"`` returns w * terms, ``"sum"`` sum(w * terms), ``"mean"``
+    sum(w * terms) / sum(w) (``weighted_mean="weight_sum"``, torch ``mse_loss`` and ``l1_loss``)
+    or sum(w * terms) / terms.size (``"count"``: torch ``huber_loss``'s ``weighted_loss.mean()``).
+    torch documents ``weight`` as "Weights for each sample"; it is per element.
+
+    A zero sum(w) with ``"weight_sum"`` is divided as torch divides, in IEEE arithmetic: all weights 0
+    give 0/0 = NaN, and the gradient cot / 0 * w = inf * 0 is NaN for every element (verified, torch
+    2.13.0, float64 and float32: mse_loss(x, t, weight=zeros) and l1_loss are NaN with NaN gradients;
+    huber_loss's mean is 0 with zero gradients). The value's error scale carries the rounding of the
+    divisor, sum(|w|) / |sum(w)| (1 for non-negative weights). Only torch's three reductions; the
+    ``reduce_kw`` of the other frameworks do not combine with ``weight``.
+    """
+    if weight is None:
+        return finish(terms, scale, local_vjp, reduction, kink_gap=kink_gap, local_grad_scale=local_grad_scale,
+                      **reduce_kw)
+    if reduce_kw:
+        raise TypeError(f"weight= (torch's element-wise weight) does not combine with {sorted(reduce_kw)}")
+    if reduction not in ("none", "sum", "mean"):
+        raise ValueError(f"torch reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
+    if weighted_mean not in WEIGHTED_MEANS:
+        raise ValueError(f"weighted_mean must be one of {WEIGHTED_MEANS}, got {weighted_mean!r}")
+    w = f64(weight)
+    if w.shape != np.shape(like):
+        raise ValueError(f"weight of shape {w.shape} must have the input's shape {np.shape(like)}")
+    kw = dict(weights=w, kink_gap=kink_gap, local_grad_scale=local_grad_scale)
+    if reduction != "mean" or weighted_mean == "count":
+        return finish(terms, scale, local_vjp, reduction, **kw)
+    total = float(np.sum(w))
+    if total != 0:
+        res = finish(terms, scale, local_vjp, "mean", divisor=total, **kw)
+        return replace(res, scale=res.scale * (float(np.sum(np.abs(w))) / abs(total)))
+    res = finish(terms, scale, local_vjp, "sum", **kw)
+    wb = np.broadcast_to(w, np.shape(terms))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value, vscale = res.value / 0.0, res.scale / 0.0
+
+    def vjp(cot):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return local_vjp((np.float64(cot) / 0.0) * wb)
+
+    return replace(res, value=np.asarray(value), scale=np.asarray(vscale), vjp=vjp, grad_scale=None)
+
+
+def squared_error(predictions, targets, *, half: bool = False, weight=None, weighted_mean: str = "weight_sum",
+                  reduction: str = "none", **reduce_kw) -> Result:
     """(p - t)^2, or 0.5 (p - t)^2 with ``half=True`` (optax ``l2_loss``).
 
     torch ``MSELoss`` (reduction mean over all elements), Keras ``MeanSquaredError`` (mean over the
     last axis, then ``sum_over_batch_size``), optax ``squared_error`` / ``l2_loss`` (no reduction).
+    ``weight``: torch 2.13 ``F.mse_loss``'s element-wise weight, of the predictions' shape; its mean
+    is sum(w (p - t)^2) / sum(w) (:func:`weighted_finish`).
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     c = 0.5 if half else 1.0
@@ -40,15 +100,18 @@ def squared_error(predictions, targets, *, half: bool = False, reduction: str = 
         gp = g * 2.0 * c * d
         return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
 
-    return finish(terms, terms, vjp, reduction, **reduce_kw)
+    return weighted_finish(terms, terms, vjp, reduction, weight, weighted_mean, reduce_kw, like=p)
 
 
-def absolute_error(predictions, targets, *, reduction: str = "none", **reduce_kw) -> Result:
+def absolute_error(predictions, targets, *, weight=None, weighted_mean: str = "weight_sum", reduction: str = "none",
+                   **reduce_kw) -> Result:
     """|p - t|: torch ``L1Loss``, Keras ``MeanAbsoluteError``. Not differentiable at p == t
     (the gradient there is a subgradient; torch and Keras use sign(0) = 0).
 
     Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
-    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise. ``weight``:
+    torch 2.13 ``F.l1_loss``'s element-wise weight, of the predictions' shape; its mean is
+    sum(w |p - t|) / sum(w) (:func:`weighted_finish`).
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     d = pb - tb
@@ -59,10 +122,12 @@ def absolute_error(predictions, targets, *, reduction: str = "none", **reduce_kw
         return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
 
     gap = rel_gap(pb, tb)
-    return finish(terms, terms, vjp, reduction, kink_gap={"predictions": gap, "targets": gap}, **reduce_kw)
+    return weighted_finish(terms, terms, vjp, reduction, weight, weighted_mean, reduce_kw, like=p,
+                           kink_gap={"predictions": gap, "targets": gap})
 
 
-def huber(predictions, targets, *, delta: float = 1.0, reduction: str = "none", **reduce_kw) -> Result:
+def huber(predictions, targets, *, delta: float = 1.0, weight=None, weighted_mean: str = "weight_sum",
+          reduction: str = "none", **reduce_kw) -> Result:
     """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta), with d = p - t.
 
     torch ``HuberLoss(delta)``, Keras ``Huber(delta)``, optax ``huber_loss(delta)``. The loss is
@@ -70,7 +135,11 @@ def huber(predictions, targets, *, delta: float = 1.0, reduction: str = "none", 
     finite-difference checks stay off it.
 
     Shapes: ``predictions`` and ``targets`` broadcast together; the output has the broadcast shape
-    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise.
+    (without ``axis`` when one is given) for ``reduction="none"``, a scalar otherwise. ``weight``:
+    torch 2.13 ``F.huber_loss``'s element-wise weight, of the predictions' shape. Its mean
+    (:func:`weighted_finish`) defaults to the weighted mean sum(w huber) / sum(w); torch's
+    ``huber_loss`` divides by the number of elements instead, ``weighted_mean="count"``, unlike its
+    own ``mse_loss`` and ``l1_loss``.
     """
     p, t, (pb, tb) = _pair(predictions, targets)
     d = pb - tb
@@ -84,7 +153,8 @@ def huber(predictions, targets, *, delta: float = 1.0, reduction: str = "none", 
         return {"predictions": unbroadcast(gp, p.shape), "targets": unbroadcast(-gp, t.shape)}
 
     gap = rel_gap(a, delta)
-    return finish(terms, scale, vjp, reduction, kink_gap={"predictions": gap, "targets": gap}, **reduce_kw)
+    return weighted_finish(terms, scale, vjp, reduction, weight, weighted_mean, reduce_kw, like=p,
+                           kink_gap={"predictions": gap, "targets": gap})
 
 
 def smooth_l1(predictions, targets, *, beta: float = 1.0, reduction: str = "none", **reduce_kw) -> Result:
@@ -353,24 +423,47 @@ def _norm(x, axis):
     return np.where(big > 0, safe * np.sqrt(np.sum((x / safe) ** 2, axis=axis, keepdims=True)), 0.0)
 
 
-def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float = 0.0, negate: bool = False,
-                      where=None, reduction: str = "none", **reduce_kw) -> Result:
+def _vector_axes(axis, ndim: int) -> tuple[int, ...]:
+    """``axis`` as optax takes it (an int, a tuple of ints, ``()`` for none, None for every axis) as a
+    sorted tuple of non-negative axes of an ``ndim``-dimensional array; out-of-range and repeated
+    axes raise, as in NumPy and jax."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(int(a) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    if any(not -ndim <= a < ndim for a in axes):
+        raise ValueError(f"axis {axis} is out of bounds for an array of dimension {ndim}")
+    out = sorted(a % ndim for a in axes)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(out)
+
+
+def cosine_similarity(predictions, targets, *, axis: int | tuple[int, ...] | None = -1, norm_floor: float = 0.0,
+                      negate: bool = False, where=None, reduction: str = "none", **reduce_kw) -> Result:
     """sum(a/max(|a|, floor) * b/max(|b|, floor)) along ``axis``.
 
     optax ``cosine_similarity(epsilon=e)`` is ``norm_floor=sqrt(e)``; Keras ``CosineSimilarity``
     normalises with ``x * min(rsqrt(|x|^2), 1/1e-7)``, i.e. ``norm_floor=1e-7``, and returns the
     negation (``negate=True``). With ``norm_floor=0`` a zero vector gives NaN (0/0), the exact
-    mathematics having no value there. ``where`` masks elements along ``axis`` (optax).
+    mathematics having no value there. ``where`` masks elements (optax).
     Non-differentiable where a norm equals the floor.
 
+    ``axis`` follows optax 0.2.8 (optax/losses/_regression.py ``cosine_similarity``: the squared
+    norms are ``jnp.square(x).sum(axis=axis, where=where, keepdims=True)`` clipped at epsilon, the
+    result ``(a_unit * b_unit).sum(axis=axis, where=where)``): an int, a tuple of ints (the vectors
+    span all of those axes: their norms and the dot product sum over every one), ``()`` (no axis:
+    each element is its own one-element vector, whose cosine is sign(a) sign(b) for norms above the
+    floor) or None (every axis: one vector, a 0-d result).
+
     Shapes: ``predictions`` and ``targets`` broadcast together, the vectors along ``axis`` (``[..., D]``
-    by default); ``where`` broadcastable to them. The output has the broadcast shape without ``axis``
-    (``[...]``) for ``reduction="none"``, a scalar otherwise.
+    by default); ``where`` broadcastable to them. The output has the broadcast shape without the
+    ``axis`` axes (``[...]`` by default) for ``reduction="none"``, a scalar otherwise.
     """
     a, b = f64(predictions, targets)
     a, b = np.broadcast_arrays(a, b)
     m = np.ones(a.shape, dtype=bool) if where is None else np.broadcast_to(np.asarray(where, bool), a.shape)
     a0, b0 = np.where(m, a, 0.0), np.where(m, b, 0.0)
+    axis = _vector_axes(axis, a.ndim)
     na, nb = _norm(a0, axis), _norm(b0, axis)
     da, db = np.maximum(na, norm_floor), np.maximum(nb, norm_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -400,13 +493,14 @@ def cosine_similarity(predictions, targets, *, axis: int = -1, norm_floor: float
                   local_grad_scale=gscale, **reduce_kw)
 
 
-def cosine_distance(predictions, targets, *, axis: int = -1, norm_floor: float = 0.0, where=None,
-                    reduction: str = "none", **reduce_kw) -> Result:
-    """1 - cosine_similarity: optax ``cosine_distance``.
+def cosine_distance(predictions, targets, *, axis: int | tuple[int, ...] | None = -1, norm_floor: float = 0.0,
+                    where=None, reduction: str = "none", **reduce_kw) -> Result:
+    """1 - cosine_similarity: optax ``cosine_distance`` (optax/losses/_regression.py, which returns
+    ``1 - cosine_similarity(predictions, targets, epsilon=epsilon, axis=axis, where=where)``).
 
     Shapes as :func:`cosine_similarity`: ``predictions`` and ``targets`` broadcast together, the vectors
-    along ``axis``; the output has the broadcast shape without ``axis`` for ``reduction="none"``, a
-    scalar otherwise.
+    along ``axis`` (an int, a tuple of ints, ``()`` or None); the output has the broadcast shape without
+    the ``axis`` axes for ``reduction="none"``, a scalar otherwise.
     """
     neg = cosine_similarity(predictions, targets, axis=axis, norm_floor=norm_floor, negate=True, where=where)
     return finish(1.0 + neg.value, neg.scale + 1.0, neg.vjp, reduction, kink_gap=neg.kink_gap,

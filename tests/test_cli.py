@@ -106,3 +106,20 @@ def test_a_check_that_kills_its_worker_is_reported_and_the_run_goes_on(tmp_path)
     assert rows["planted.mse_2"]["status"] == "error" and "died" in rows["planted.mse_2"]["message"]
     assert all(rows[i]["status"] == "pass" for i in ids if i != "planted.mse_2"), rows
     assert out.returncode == 1
+
+
+@pytest.mark.parametrize("module", ["losscheck.cli", "losscheck"])
+def test_a_reader_that_goes_away_gets_no_traceback(module):
+    """`losscheck list | head -1`; `python -m losscheck` is the command too. The pipe holds one page,
+    so the listing (tens of kB) cannot fit in it before the reader closes its end."""
+    import fcntl
+
+    read, write = os.pipe()
+    fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen([sys.executable, "-m", module, "list"], stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        reader.readline()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""

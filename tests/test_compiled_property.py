@@ -118,3 +118,34 @@ def test_the_audit_names_the_users_line_not_losschecks_or_a_packages():
     with pytest.raises(ValueError) as raised:
         namespace["loss"](1)
     assert _user_frame(raised.value).startswith(" at user_loss.py line 2 ")
+
+
+@pytest.mark.parametrize("other, code", [([-0.5, 0.5], None), ([0.5, 0.25], "X010")])
+def test_compiled_and_eager_may_pick_different_one_sided_derivatives_at_a_kink(monkeypatch, other, code):
+    """|x - y| at x == y: the compiled program may round to the other side of a kink, both derivatives
+    right (keras.losses.circle's d = max(1 - x.x, 0) at a unit-norm self-pair, float32 tf.function vs
+    eager); off the kink they must agree. NumPy stubs stand in for the framework."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from losscheck import catalog
+    from losscheck.catalog.spec import Case
+    from losscheck.frameworks.base import Evaluation
+    from losscheck.properties import compiled
+    from losscheck.properties.common import Finding
+
+    spec = catalog.get("torch.nn.L1Loss")
+    case = Case({"input": np.array([1.0, 2.0]), "target": np.array([1.0, 0.0])}, {"reduction": "mean"})
+
+    def run(g):
+        return Evaluation(np.array(0.5), {"input": np.array(g), "target": -np.array(g)}, "Array")
+
+    runtime = SimpleNamespace(name="jax", compiler="jax.jit", evaluate=lambda *a, **k: run(other))
+    monkeypatch.setattr(compiled, "evaluate", lambda *a, **k: run([0.5, 0.5]))
+    if code is None:
+        compiled.check(spec, case, "float32", runtime)
+    else:
+        with pytest.raises(Finding) as found:
+            compiled.check(spec, case, "float32", runtime)
+        assert found.value.code == code

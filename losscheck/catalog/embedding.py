@@ -14,7 +14,7 @@ from .. import strategies as S
 from ..reference import embedding as E
 from ..reference import ranking as Rk
 from ..tolerance import EPS, MAX
-from .build import TORCH_REDUCTIONS, keras_twins, optax_spec, torch_twins
+from .build import TORCH_REDUCTIONS, describe, drawer, keras_twins, optax_spec, torch_twins
 from . import layouts
 from .spec import Arg, Deviation, Expected
 from .when import subnormal_difference
@@ -230,24 +230,72 @@ SPECS = [
 
 # ---- keras ---------------------------------------------------------------------------------------
 
-def _circle_inputs(data, params):
-    n, d = S.batch_size(data), S.classes(data, "D", 1, 5)
-    y = S.indices(data, (n,), S.classes(data, "num_labels", 1, 3), "y_true")
-    x = S.reals(data, (n, d), "y_pred", -4.0, 4.0)
-    if S.flag(data, "repeat_first_embedding") and n > 1:
+def _circle_rows(data, n, d, label):
+    """``n`` embeddings of size ``d``, L2-normalised (the documented input: Keras does not normalise
+    them itself) or scaled off the unit sphere; the last may repeat the first."""
+    own = label == "y_pred"   # y_pred keeps the flag labels it always had
+    x = S.reals(data, (n, d), label, -4.0, 4.0)
+    if S.flag(data, "repeat_first_embedding" if own else f"repeat_first_{label}") and n > 1:
         x[-1] = x[0]
     norms = np.sqrt(np.sum(x * x, axis=-1, keepdims=True))
     x = np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0)
-    # documented input: L2-normalised embeddings (Keras does not normalise them itself)
-    if not S.flag(data, "unit_norm"):
-        x = x * S.reals(data, (n, 1), "y_pred_norm", 0.25, 1.5)
-    return {"y_true": y, "y_pred": x}
+    if not S.flag(data, "unit_norm" if own else f"{label}_unit_norm"):
+        x = x * S.reals(data, (n, 1), f"{label}_norm", 0.25, 1.5)
+    return x
+
+
+def _circle_inputs(data, params):
+    n, d = S.batch_size(data), S.classes(data, "D", 1, 5)
+    y = S.indices(data, (n,), S.classes(data, "num_labels", 1, 3), "y_true")
+    return {"y_true": y, "y_pred": _circle_rows(data, n, d, "y_pred")}
+
+
+#: the reference set of keras.losses.circle, by how often it is drawn: none (the default: the batch
+#: against itself), M references of their own, a memory bank (other rows, then the batch), the batch
+#: passed explicitly (ref_labels=y_true, ref_embeddings=y_pred: the default's value), and one of the
+#: two alone (ref_labels relabels the batch; ref_embeddings are labelled by y_true, so M = N)
+CIRCLE_REFERENCE_SETS = ("none", "none", "separate", "separate", "bank", "batch", "labels", "embeddings")
+
+
+def _circle_fn_inputs(data, params):
+    """``_circle_inputs`` and, for the function, a reference set (``CIRCLE_REFERENCE_SETS``). Reference
+    labels range over the batch's labels and one more (a class of the references only: more
+    negatives); a batch label missing from them leaves its sample without positives (loss 0)."""
+    out = _circle_inputs(data, params)
+    y, x = out["y_true"], out["y_pred"]
+    n, d = x.shape
+    form = S.choice(data, CIRCLE_REFERENCE_SETS, "reference_set")
+    if form == "none":
+        return out
+    k = int(np.max(y)) + 2
+    if form == "batch":
+        out.update(ref_labels=y.copy(), ref_embeddings=x.copy())
+    elif form == "labels":
+        out["ref_labels"] = S.indices(data, (n,), k, "ref_labels")
+    elif form == "embeddings":
+        out["ref_embeddings"] = _circle_rows(data, n, d, "ref_embeddings")
+    else:
+        m = S.batch_size(data, "M")
+        labels = S.indices(data, (m,), k, "ref_labels")
+        rows = _circle_rows(data, m, d, "ref_embeddings")
+        if form == "bank":   # cross-batch memory: the batch's own copies sit at rows m..m+n-1, off the diagonal
+            labels, rows = np.concatenate([labels, y]), np.concatenate([rows, x])
+        out.update(ref_labels=labels, ref_embeddings=rows)
+    return out
 
 
 def _circle_oracle(case, reduce_kw):
-    return E.circle(case.inputs["y_true"], case.inputs["y_pred"], gamma=case.params["gamma"],
+    return E.circle(case.inputs["y_true"], case.inputs["y_pred"], ref_labels=case.inputs.get("ref_labels"),
+                    ref_embeddings=case.inputs.get("ref_embeddings"), gamma=case.params["gamma"],
                     margin=case.params["margin"], remove_diagonal=case.params["remove_diagonal"],
                     keras_mask=True, **reduce_kw)
+
+
+def _circle_fn_layout(case):
+    """The batch is y_true/y_pred's axis 0. A reference set of its own (both refs given) is shared by
+    every sample and not batched; a lone ref_labels or ref_embeddings pairs with the batch (M = N)."""
+    refs = [k for k in ("ref_labels", "ref_embeddings") if k in case.inputs]
+    return {"y_true": 0, "y_pred": 0, **({k: 0 for k in refs} if len(refs) == 1 else {})}
 
 
 def _weighted(c, dtype) -> bool:
@@ -265,20 +313,36 @@ SAMPLE_WEIGHT_MUTATED = Expected(
     runtime="keras-torch", code="X008", when=_weighted)
 
 
+# 2 gamma margin^2 < 87 keeps softplus(p + n) above float32's smallest normal number, so the mask
+# "loss > 0" is the same in every dtype (0 only for a sample without positives or without negatives)
+CIRCLE_SPACE = {"gamma": st.one_of(st.just(80.0), st.floats(1.0, 128.0)),
+                "margin": st.one_of(st.just(0.4), st.floats(0.0, 0.5)), "remove_diagonal": [True, False]}
+
+
 def _keras_specs():
     specs = keras_twins(
         "Circle", "circle",
-        # 2 gamma margin^2 < 87 keeps softplus(p + n) above float32's smallest normal number, so
-        # the mask "loss > 0" is the same in every dtype (0 only for a sample without positives or
-        # without negatives)
-        space={"gamma": st.one_of(st.just(80.0), st.floats(1.0, 128.0)),
-               "margin": st.one_of(st.just(0.4), st.floats(0.0, 0.5)), "remove_diagonal": [True, False]},
+        space=CIRCLE_SPACE,
         inputs=_circle_inputs, oracle=_circle_oracle, family="embedding", expected=(SAMPLE_WEIGHT_MUTATED,),
         reference="embedding.circle(keras_mask=True)", pools_batch=True,
         notes="the per-sample losses carry the Keras mask loss > 0: the class's sum_over_batch_size divides by "
               "the number of nonzero losses")
     labels = Arg("y_true", "labels", kind="int", differentiable=False)
-    return [dataclasses.replace(s, args=(labels, Arg("y_pred", "embeddings"), *s.args[2:])) for s in specs]
+    cls, fn = [dataclasses.replace(s, args=(labels, Arg("y_pred", "embeddings"), *s.args[2:])) for s in specs]
+    # Only the function takes a reference set (Circle.__init__ has no ref_labels/ref_embeddings, and
+    # Loss.__call__ passes y_true, y_pred alone). ref_embeddings is a differentiable argument, as y_pred
+    # is: Keras differentiates the loss through both sides of x_i . r_j, and the catalog treats float
+    # tensors that enter a loss's formula (triplet positives and negatives, cosine targets, ranking
+    # weights) as arguments; array parameters are configuration (where masks, class weights, adjacency).
+    fn = dataclasses.replace(
+        fn, args=(*fn.args, Arg("ref_labels", kind="int", differentiable=False), Arg("ref_embeddings")),
+        draw=drawer(CIRCLE_SPACE, _circle_fn_inputs), batch_layout=_circle_fn_layout,
+        params_doc=describe(CIRCLE_SPACE) + ", ref_labels/ref_embeddings=" + "|".join(dict.fromkeys(
+            CIRCLE_REFERENCE_SETS)),
+        notes="the reference set (ref_labels [M], ref_embeddings [M, D]) is drawn as an input: "
+              f"{', '.join(dict.fromkeys(CIRCLE_REFERENCE_SETS))}; remove_diagonal removes the pairs (i, i) "
+              "by position (ops.eye(N, M)), whatever the references are")
+    return [cls, fn]
 
 
 SPECS += _keras_specs()

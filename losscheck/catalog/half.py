@@ -60,7 +60,8 @@ def _quotient_backward_leaves_range(x, y, dtype, runtime, factor=1.0):
 
 
 def _cosine_of_vanishing_norms(*pairs, product_in_dtype=False):
-    """A cosine between two vectors (last axis, within ``where`` when given) whose squared norm, or the
+    """A cosine between two vectors (along the case's ``axis``, the last axis when it has none; within
+    ``where`` when given) whose squared norm, or the
     product of the two norms, rounds to 0 in the dtype: the epsilons guarding the division (1e-8 in
     torch, 1e-12 in Keras and optax) are 0 in float16 as well, so the cosine is 0/0.
     ``product_in_dtype``: the loss forms |a|^2 |b|^2 in the dtype before its square root (torch's
@@ -70,7 +71,7 @@ def _cosine_of_vanishing_norms(*pairs, product_in_dtype=False):
         where = case.params.get("where")
         if where is not None:
             sq = np.where(np.broadcast_to(np.asarray(where, bool), sq.shape), sq, 0.0)
-        return round_to(dtype, np.sum(sq, axis=-1))
+        return round_to(dtype, np.sum(sq, axis=case.params.get("axis", -1)))
 
     def when(case, dtype):
         with np.errstate(under="ignore", over="ignore"):
@@ -183,7 +184,8 @@ def _optax_norm_quotient_backward_leaves_range(case, dtype):
         if where is not None:
             sq = np.where(np.broadcast_to(np.asarray(where, bool), sq.shape), sq, 0.0)
         floor = round_to(dtype, case.params.get("epsilon", 0.0))
-        norm = round_to(dtype, np.sqrt(np.maximum(round_to(dtype, np.sum(sq, axis=-1, keepdims=True)), floor)))
+        total = np.sum(sq, axis=case.params.get("axis", -1), keepdims=True)   # the drawn axis, -1 by default
+        norm = round_to(dtype, np.sqrt(np.maximum(round_to(dtype, total), floor)))
         if np.any(_quotient_backward_leaves_range(x, norm, dtype, "jax") & (norm > 0)):
             return True
     return False

@@ -167,6 +167,10 @@ class LossSpec:
     # value, where the documented formula's bound depends on the case (optax CTC's log_epsilon)
     lower_bound: float | Callable[[Case], Any] | None = None
     notes: str = ""
+    # {parameter of the framework's loss that the draw does not name: how it is set instead} (derived
+    # from the drawn shapes, fixed by the runtime); checked against the installed signature by
+    # losscheck.coverage, with the reasons that hold for a whole framework (coverage.NOT_DRAWN)
+    params_not_drawn: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.runtimes:

@@ -18,9 +18,9 @@ from hypothesis.extra import numpy as hnp
 from .. import strategies as S
 from ..reference import classification as C
 from ..reference import structured as T
-from .build import TORCH_REDUCTIONS, drawer, describe, keras_twins, optax_spec
+from .build import TORCH_REDUCTIONS, drawer, describe, draw_params, keras_twins, optax_spec
 from . import layouts
-from .spec import Arg, Expected, LossSpec
+from .spec import Arg, Case, Expected, LossSpec
 
 OPTAX_DOCS = "https://optax.readthedocs.io/en/latest/api/losses.html"
 INT = dict(kind="int")
@@ -213,10 +213,14 @@ LINEAR_CE_ARGS = (Arg("input"), Arg("linear_weight"), Arg("target", **INT), Arg(
 
 def _linear_ce_inputs(data, params):
     d, c = S.choice(data, [2, 3, 4], "in_features"), S.classes(data, hi=4)
-    out_features = S.choice(data, [(), (2,)], "out_features")
+    # with options, torch chunks only a 2-D linear_weight (out_features == ()): draw it 3 times in 4
+    chunked = params.get("options") is not None
+    out_features = S.choice(data, [(), (), (), (2,)] if chunked else [(), (2,)], "out_features")
     # torch requires a batch dimension for K-dimensional outputs
-    unbatched = not out_features and S.flag(data, "unbatched")
-    lead = () if unbatched else (S.batch_size(data, hi=4),)
+    unbatched = not out_features and (S.choice(data, [False, False, False, True], "unbatched") if chunked
+                                      else S.flag(data, "unbatched"))
+    # with options, 2 to 6 rows: several chunks (hypothesis' smallest batch, one row, makes one)
+    lead = () if unbatched else (S.batch_size(data, lo=2, hi=6) if chunked else S.batch_size(data, hi=4),)
     ignore = -100 if params["ignore_index"] is None else params["ignore_index"]
     out = {"input": S.reals(data, lead + (d,), "input", -2.0, 2.0),
            "linear_weight": S.reals(data, (c, *out_features, d), "linear_weight", -2.0, 2.0),
@@ -238,19 +242,40 @@ def _linear_ce_oracle(c):
                                   label_smoothing=c.params["label_smoothing"], reduction=c.params["reduction"])
 
 
+def _lce_options(torch, options, dtype):
+    """``torch.nn.LinearCrossEntropyOptions`` from the drawn ``options`` ((field, value) pairs, plain
+    data), or None (the reference path). torch accepts as ``acc_dtype`` only the input's ``dtype``, or
+    float32 for float16/bfloat16 input (``_ChunkContext.build`` raises on any other pair), so it is
+    drawn by what it means: None, "same" (the input's dtype, explicitly) or "float32_if_half"
+    (float32 for half input, mixed precision; the input's dtype otherwise)."""
+    if options is None:
+        return None
+    kw = dict(options)
+    acc = kw.pop("acc_dtype", None)
+    if acc is not None:
+        half = dtype in (torch.float16, torch.bfloat16)
+        kw["acc_dtype"] = torch.float32 if acc == "float32_if_half" and half else dtype
+    return torch.nn.LinearCrossEntropyOptions(**kw)
+
+
 def _linear_ce_functional(ns, params):
+    kw = {k: v for k, v in params.items() if k != "options"}
+
     def loss(input, linear_weight, target, linear_bias=None):
-        return ns.F.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias, **params)
+        options = _lce_options(ns.torch, params.get("options"), input.dtype)
+        return ns.F.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias, options=options, **kw)
     return loss
 
 
 def _linear_ce_module(ns, params):
     torch = ns.torch
+    kw = {k: v for k, v in params.items() if k != "options"}
 
     def loss(input, linear_weight, target, linear_bias=None):
         c, *out_features, d = linear_weight.shape
         m = torch.nn.LinearCrossEntropyLoss(d, c, out_features=tuple(out_features), bias=linear_bias is not None,
-                                            device="meta", **params)
+                                            device="meta", options=_lce_options(torch, params.get("options"),
+                                                                                input.dtype), **kw)
         weights = {"linear.weight": linear_weight.reshape(-1, d)}
         if linear_bias is not None:
             weights["linear.bias"] = linear_bias.reshape(-1)
@@ -258,8 +283,68 @@ def _linear_ce_module(ns, params):
     return loss
 
 
-LINEAR_CE_SPACE = {"reduction": TORCH_REDUCTIONS, "ignore_index": [None, 0, 1],
-                   "label_smoothing": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))}
+#: LinearCrossEntropyOptions' documented choices (torch/nn/modules/linear_cross_entropy_options.py).
+#: chunking_method "aspect_ratio:N" takes any N >= 1; at the drawn sizes (N <= 6 rows with options,
+#: C <= 4 classes, d >= 2 features) "aspect_ratio" makes one or two chunks, ":2" and ":4" up to N, and
+#: "auto" is "aspect_ratio:2" on CPU in float32/float64 (_AUTO_FALLBACK). batch_chunk_size goes only
+#: with chunking_method None or "auto" (with another method torch raises ValueError where they differ).
+LCE_CHUNKING = ("auto", None, "aspect_ratio", "aspect_ratio:2", "aspect_ratio:4")
+LCE_ACC_POLICIES = ("auto", "accurate", "balanced", "compact")
+LCE_ACC_DTYPES = (None, "same", "float32_if_half")
+
+
+@st.composite
+def _lce_options_draw(draw):
+    """None (the reference path) a third of the time, else LinearCrossEntropyOptions' fields as
+    (field, value) pairs: plain data for reports and reproducer scripts; the spec's call builds the
+    object."""
+    if not draw(st.sampled_from((False, True, True))):
+        return None
+    method = draw(st.sampled_from(LCE_CHUNKING))
+    size = draw(st.sampled_from([None, 1, 2, 3])) if method in (None, "auto") else None
+    return (("allow_retain_graph", draw(st.booleans())), ("batch_chunk_size", size), ("chunking_method", method),
+            ("acc_policy", draw(st.sampled_from(LCE_ACC_POLICIES))), ("acc_dtype", draw(st.sampled_from(LCE_ACC_DTYPES))))
+
+
+LCE_OPTIONS = _lce_options_draw()
+LCE_SMOOTHING = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+
+
+LINEAR_CE_SPACE = {"options": LCE_OPTIONS, "reduction": TORCH_REDUCTIONS, "ignore_index": [None, 0, 1],
+                   "label_smoothing": LCE_SMOOTHING}
+
+
+def _linear_ce_draw(data) -> Case:
+    """``drawer(LINEAR_CE_SPACE, _linear_ce_inputs)``, except that with ``options`` drawn
+    label_smoothing is 0 more often: torch takes the chunked path only without smoothing (with it,
+    it warns and falls back to the reference path, which is checked too)."""
+    params = {"options": data.draw(LCE_OPTIONS, label="options")}
+    smoothing = LCE_SMOOTHING if params["options"] is None else st.one_of(st.just(0.0), st.just(0.0), LCE_SMOOTHING)
+    rest = {k: v for k, v in LINEAR_CE_SPACE.items() if k != "options"}
+    params.update(draw_params(data, {**rest, "label_smoothing": smoothing}))
+    arrays = dict(_linear_ce_inputs(data, params))
+    params.update(arrays.pop("__params__", {}))
+    return Case(arrays, params)
+
+
+_linear_ce_draw.space, _linear_ce_draw.inputs, _linear_ce_draw.fixed = LINEAR_CE_SPACE, _linear_ce_inputs, {}
+
+LINEAR_CE_DOC = (describe({k: v for k, v in LINEAR_CE_SPACE.items() if k not in ("options", "label_smoothing")})
+                 + ", label_smoothing=0.0|1.0|[0, 1] (0.0 more often with options), options=None|"
+                 "LinearCrossEntropyOptions(allow_retain_graph=False|True, chunking_method="
+                 + "|".join(map(str, LCE_CHUNKING)) + ", batch_chunk_size=None|1|2|3 (with chunking_method None|auto), "
+                 "acc_policy=" + "|".join(LCE_ACC_POLICIES) + ", acc_dtype=None|same (the input's dtype)|"
+                 "float32_if_half)")
+
+#: LinearCrossEntropyLoss' constructor arguments that the drawn tensors fix: the module is built in
+#: the spec's call from linear_weight's (C, *out_features, in_features) shape and linear_bias
+LINEAR_CE_MODULE_SHAPES = {
+    "in_features": "linear_weight.shape[-1] (and input's last axis)",
+    "num_classes": "linear_weight.shape[0]",
+    "out_features": "linear_weight.shape[1:-1]: () or (2,) as drawn",
+    "bias": "True exactly when the draw gives a linear_bias input (half the examples), which is put into "
+            "the module's linear.bias with torch.func.functional_call",
+}
 
 #: (N, in_features) input rows with (N, ...) targets, or one unbatched (in_features,) row; the
 #: layer's weights are shared by every sample
@@ -279,14 +364,15 @@ TORCH = [
              reference="structured.adaptive_log_softmax", args=ADAPTIVE_ARGS,
              draw=drawer(ADAPTIVE_SPACE, _adaptive_inputs), call=_adaptive_call, oracle=_adaptive_oracle,
              params_doc=describe(ADAPTIVE_SPACE), batch_layout=INPUT_ROWS, unbatched=True,
+             params_not_drawn={"in_features": "the drawn input's last axis (4, 6 or 8)"},
              notes="weights drawn and put into the module with torch.func.functional_call; "
                    "output='loss' checks .loss, output='output' the target log-probabilities"),
     *(LossSpec(id=spec_id, framework="torch", family="classification", reference="structured.linear_cross_entropy",
-               args=LINEAR_CE_ARGS, draw=drawer(LINEAR_CE_SPACE, _linear_ce_inputs), call=call,
-               oracle=_linear_ce_oracle, params_doc=describe(LINEAR_CE_SPACE), batch_layout=_linear_layout,
-               unbatched=True, lower_bound=0.0)
-      for spec_id, call in (("torch.nn.LinearCrossEntropyLoss", _linear_ce_module),
-                            ("torch.nn.functional.linear_cross_entropy", _linear_ce_functional))),
+               args=LINEAR_CE_ARGS, draw=_linear_ce_draw, call=call,
+               oracle=_linear_ce_oracle, params_doc=LINEAR_CE_DOC, batch_layout=_linear_layout,
+               unbatched=True, lower_bound=0.0, params_not_drawn=not_drawn)
+      for spec_id, call, not_drawn in (("torch.nn.LinearCrossEntropyLoss", _linear_ce_module, LINEAR_CE_MODULE_SHAPES),
+                                       ("torch.nn.functional.linear_cross_entropy", _linear_ce_functional, {}))),
 ]
 
 SPECS = [*OPTAX, *KERAS, *TORCH]

@@ -1,12 +1,16 @@
 """torch.nn losses and their torch.nn.functional twins."""
 from __future__ import annotations
 
+import inspect
+import sys
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
 from ..reference import regression as R
 from ..tolerance import MAX
-from .build import TORCH_REDUCTIONS, torch_twins
+from .build import TORCH_REDUCTIONS, describe, drawer, torch_twins
 from .inputs import pair
 from .layouts import leading
 from .spec import Arg, Deviation, Expected
@@ -22,18 +26,92 @@ def _red(case):
     return case.params.get("reduction", "mean")
 
 
+# ---- torch 2.13's element-wise weight of F.mse_loss, F.l1_loss and F.huber_loss ------------------------
+
+#: weight elements: exactly 0 (the term dropped; all of them 0 make mse/l1's mean 0/0) and 1 (0/1 masks)
+#: often, otherwise spread over [1e-3, 4], so that sum(w) differs from the element count (a mean
+#: normalised the other way is off), the weights differ from each other (a weight ignored, or applied to
+#: the wrong element, changes the value) and from their squares (a weight applied inside the square).
+#: No weights near the smallest normal number: there 1 / sum(w) in the backward of mse/l1's mean overflows
+#: in float32 (inf * w where the gradient is finite), as torch_classification's class weights avoid.
+_WEIGHT = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(1e-3, 4.0))
+
+TORCH_FUNCTIONAL_SRC = "https://github.com/pytorch/pytorch/blob/main/torch/nn/functional.py"
+
+
+def _weighted_pair(data, params):
+    """``input`` and ``target`` of one shape and, half the time, ``weight`` of that shape as an array
+    parameter (torch requires the input's size: it does not broadcast the weight)."""
+    out = pair("input", "target")(data, params)
+    if S.flag(data, "use_weight"):
+        out["__params__"] = {"weight": S.array(data, np.shape(out["input"]), _WEIGHT, "weight")}
+    return out
+
+
+def _weight_unsupported(case, dtype) -> bool:
+    """A weighted case on a torch older than 2.13, whose F.mse_loss has no ``weight``."""
+    F = sys.modules.get("torch.nn.functional")
+    return "weight" in case.params and F is not None and "weight" not in inspect.signature(F.mse_loss).parameters
+
+
+WEIGHT_BEFORE_2_13 = Expected(
+    "torch.nn.functional.mse_loss, l1_loss and huber_loss take weight= from torch 2.13 on; an older torch raises "
+    "TypeError (unexpected keyword argument 'weight') on the cases that draw one",
+    TORCH_FUNCTIONAL_SRC, code="X001", when=_weight_unsupported)
+
+
+def _functional_weight(specs, mean: str, reference: str, notes: str, **extra):
+    """``torch_twins``' pair with the functional twin drawing ``weight`` (the class keeps its space:
+    ``nn.MSELoss``/``L1Loss``/``HuberLoss`` have no weight)."""
+    cls, fn = specs
+    space = fn.draw.space
+    doc = f"{describe(space)}, weight=None|input-shaped 0|1|[1e-3, 4] (mean: sum(w*loss)/{mean})"
+    return [cls, replace(fn, draw=drawer(space, _weighted_pair), params_doc=doc, reference=reference, notes=notes,
+                         batch_layout=leading({"input": 1, "target": 1}, follow={"weight": "input"}),
+                         expected=(*fn.expected, WEIGHT_BEFORE_2_13), **extra)]
+
+
+WEIGHT_NOTES = (
+    "weight (torch 2.13): per element, the input's shape (ValueError otherwise; the docstring's 'Weights for each "
+    "sample' is per element); 'none' is weight * loss, 'sum' its sum. 'mean' is sum(weight * loss) / sum(weight) "
+    "for mse_loss and l1_loss (all weights 0: NaN value and gradient) but sum(weight * loss) / numel for "
+    "huber_loss (V010 deviation there). l1_loss's __torch_function__ dispatch drops weight (torch bug: tensor "
+    "subclasses only; not checked).")
+
+
+def _weight(c):
+    return c.params.get("weight")
+
+
+def _huber(weighted_mean):
+    return lambda c: R.huber(c.inputs["input"], c.inputs["target"], delta=c.params["delta"], weight=_weight(c),
+                             weighted_mean=weighted_mean, reduction=_red(c))
+
+
 SPECS = [
-    *torch_twins("MSELoss", "mse_loss", args=PRED_TARGET, space=RED, inputs=pair("input", "target"),
-                 oracle=lambda c: R.squared_error(c.inputs["input"], c.inputs["target"], reduction=_red(c)),
-                 family="regression", reference="regression.squared_error", **ELEMENTWISE),
-    *torch_twins("L1Loss", "l1_loss", args=PRED_TARGET, space=RED, inputs=pair("input", "target"),
-                 oracle=lambda c: R.absolute_error(c.inputs["input"], c.inputs["target"], reduction=_red(c)),
-                 family="regression", reference="regression.absolute_error", **ELEMENTWISE),
-    *torch_twins("HuberLoss", "huber_loss", args=PRED_TARGET,
-                 space={**RED, "delta": st.floats(0.05, 4.0)}, inputs=pair("input", "target"),
-                 oracle=lambda c: R.huber(c.inputs["input"], c.inputs["target"], delta=c.params["delta"],
-                                          reduction=_red(c)),
-                 family="regression", reference="regression.huber", **ELEMENTWISE),
+    *_functional_weight(
+        torch_twins("MSELoss", "mse_loss", args=PRED_TARGET, space=RED, inputs=pair("input", "target"),
+                    oracle=lambda c: R.squared_error(c.inputs["input"], c.inputs["target"], weight=_weight(c),
+                                                     reduction=_red(c)),
+                    family="regression", reference="regression.squared_error", **ELEMENTWISE),
+        "sum(w)", "regression.squared_error(weight)", WEIGHT_NOTES),
+    *_functional_weight(
+        torch_twins("L1Loss", "l1_loss", args=PRED_TARGET, space=RED, inputs=pair("input", "target"),
+                    oracle=lambda c: R.absolute_error(c.inputs["input"], c.inputs["target"], weight=_weight(c),
+                                                      reduction=_red(c)),
+                    family="regression", reference="regression.absolute_error", **ELEMENTWISE),
+        "sum(w)", "regression.absolute_error(weight)", WEIGHT_NOTES),
+    *_functional_weight(
+        torch_twins("HuberLoss", "huber_loss", args=PRED_TARGET,
+                    space={**RED, "delta": st.floats(0.05, 4.0)}, inputs=pair("input", "target"),
+                    oracle=_huber("count"), family="regression", reference="regression.huber", **ELEMENTWISE),
+        "numel", "regression.huber(weight, weighted_mean='count')", WEIGHT_NOTES,
+        exact=_huber("weight_sum"),
+        deviation=Deviation(
+            "with weight= and reduction='mean', huber_loss returns mean(weight * loss), the weighted sum divided by "
+            "the number of elements, where the weighted mean (and torch's own mse_loss and l1_loss with the same "
+            "weight=) divides it by sum(weight): a weight scaled by c scales huber's mean by c, and all weights 0 "
+            "give 0 (NaN for mse_loss and l1_loss)", TORCH_FUNCTIONAL_SRC)),
     *torch_twins("SmoothL1Loss", "smooth_l1_loss", args=PRED_TARGET,
                  space={**RED, "beta": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.05, 4.0))},
                  inputs=pair("input", "target"),

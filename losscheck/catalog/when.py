@@ -7,8 +7,9 @@ from ..tolerance import HALF, MAX, round_to
 
 
 def squared_norm_underflows(*names: str, rsqrt_grad: bool = False):
-    """True when one of the named inputs has a vector (along the last axis, restricted to the
-    ``where`` parameter when there is one) whose sum of squares is 0 in the tested dtype: a zero
+    """True when one of the named inputs has a vector (along the case's ``axis`` parameter, the last
+    axis when it has none; restricted to the ``where`` parameter when there is one) whose sum of
+    squares is 0 in the tested dtype: a zero
     vector, or one so small that x^2 underflows. With ``rsqrt_grad``, also when the derivative of
     rsqrt at that sum, -s^-1.5 / 2, overflows: formed as s^-1.5 (sums below about 1e-205 in float64,
     6.1e-4 in float16: measured on jax and torch, a vector of norm 0.02 gives NaN, 0.03 does not)."""
@@ -20,7 +21,7 @@ def squared_norm_underflows(*names: str, rsqrt_grad: bool = False):
                 sq = np.square(np.asarray(case.inputs[k], dtype=compute))
                 if where is not None:
                     sq = np.where(np.broadcast_to(np.asarray(where, bool), sq.shape), sq, 0)
-                total = np.sum(sq, axis=-1)
+                total = np.sum(sq, axis=case.params.get("axis", -1))
                 if np.any(total == 0):
                     return True
                 if rsqrt_grad:

@@ -253,9 +253,18 @@ def rank_mismatch(spec, case, dtype, runtime) -> Measurement:
     t = np.reshape(case.inputs[target], (np.shape(case.inputs[target])[0], -1))[:, 0]
     if p.shape[0] < 2:
         return Measurement(0.0, 0.0, extra={"skipped": "needs at least two samples"})
+    # array parameters of the prediction's shape (torch's element-wise weight=, which must keep the input's
+    # size) follow the prediction; left as drawn, the loss would raise for the weight, not the mismatch
+    pshape = np.shape(case.inputs[pred])
+    follow = {k: np.reshape(v, (pshape[0], -1))[:, :1] for k, v in case.params.items()
+              if isinstance(v, np.ndarray) and np.shape(v) == pshape}
+
+    def shaped(c, column: bool):
+        return replace(c, params={**c.params, **{k: v if column else v[:, 0] for k, v in follow.items()}})
+
     outcomes = []
     for label, pp, tt in ((f"{pred} (N, 1) vs {target} (N,)", p, t), (f"{pred} (N,) vs {target} (N, 1)", p[:, 0], t[:, None])):
-        trial = case.with_inputs(**{pred: pp, target: tt})
+        trial = shaped(case.with_inputs(**{pred: pp, target: tt}), pp.ndim == 2)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -264,7 +273,8 @@ def rank_mismatch(spec, case, dtype, runtime) -> Measurement:
                 outcomes.append((label, "raises", f.message.split(":")[0]))
                 continue
         warned = any(issubclass(w.category, UserWarning) for w in caught)
-        aligned = (case.with_inputs(**{pred: p, target: t[:, None]}), case.with_inputs(**{pred: p[:, 0], target: t}))
+        aligned = (shaped(case.with_inputs(**{pred: p, target: t[:, None]}), True),
+                   shaped(case.with_inputs(**{pred: p[:, 0], target: t}), False))
         verdict = _closest(spec, got, dtype, aligned=aligned, broadcast=trial)
         outcomes.append((label, verdict, "with a warning" if warned else "silently"))
     broadcast = [o for o in outcomes if o[1] == "broadcasts to (N, N)"]

@@ -109,6 +109,40 @@ def _make_circle(rng):
     return inputs, kw
 
 
+def _make_circle_refs(rng):
+    """keras.losses.circle with a reference set: M references of their own (a label of theirs may be
+    absent from the batch), a memory bank holding copies of the batch after other rows (the copies are
+    separate inputs: each side of a self-pair gets its own gradient), or only one of ref_labels (the
+    batch relabelled) and ref_embeddings (labelled by the batch's labels, so M = N)."""
+    n, d = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    k = int(rng.integers(1, 4))
+    y = labels(rng, (n,), k)
+    form = str(rng.choice(["separate", "bank", "labels", "embeddings"]))
+    m = {"separate": int(rng.integers(1, 6)), "bank": n + int(rng.integers(1, 4))}.get(form, n)
+    kw = {"gamma": float(rng.choice([80.0, 4.0, 1.0])), "margin": float(rng.choice([0.4, 0.1, 0.6])),
+          "remove_diagonal": bool(rng.integers(2)), "labels": y, "reduction": "none"}
+    if form in ("separate", "labels"):
+        kw["ref_labels"] = labels(rng, (m,), k + 1)
+    elif form == "bank":
+        kw["ref_labels"] = np.concatenate([labels(rng, (m - n,), k + 1), y])
+
+    def rows(rng, count):
+        x = rng.normal(size=(count, d))
+        return x / np.linalg.norm(x, axis=-1, keepdims=True) * rng.uniform(0.3, 0.9, (count, 1))
+
+    def draw(rng):
+        x = rows(rng, n)
+        out = {"embeddings": x}
+        if form in ("separate", "embeddings"):
+            out["ref_embeddings"] = rows(rng, m)
+        elif form == "bank":
+            out["ref_embeddings"] = np.concatenate([rows(rng, m - n), x])
+        return (out,)
+
+    (inputs,) = reject(rng, draw, _kink_free(E.circle, kw), tries=400)
+    return inputs, kw
+
+
 def _make_ntxent(rng):
     n, d = int(rng.integers(2, 7)), int(rng.integers(1, 5))
     y = labels(rng, (n,), int(rng.integers(1, 4)))
@@ -149,6 +183,7 @@ CASES = [
     OracleCase("cosine_embedding", E.cosine_embedding, _make_cosine_embedding),
     OracleCase("soft_margin", E.soft_margin, _make_soft_margin),
     OracleCase("circle", E.circle, _make_circle),
+    OracleCase("circle/references", E.circle, _make_circle_refs, draws=16),
     OracleCase("ntxent", E.ntxent, _make_ntxent),
     OracleCase("ranking_softmax", Rk.ranking_softmax, _make_ranking),
 ]

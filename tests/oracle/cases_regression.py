@@ -111,6 +111,40 @@ def _make_gaussian_nll(rng):
     return {"input": x, "target": t, "var": v}, kw | dict(REDUCE[rng.integers(3)])
 
 
+def _torch_weight(rng, shape):
+    """torch 2.13's element-wise ``weight`` (of the input's shape) with one of its reductions and both
+    normalisations of its mean; some weights 0, never all (a mean over sum(w) = 0 is NaN), sometimes a
+    negative one (the scale's sum(|w|) / |sum(w)|)."""
+    w = rng.uniform(0.1, 3.0, size=shape) * (rng.random(shape) < 0.7)
+    w.reshape(-1)[0] = rng.uniform(0.5, 2.0) if rng.random() < 0.8 else -0.3
+    return {"weight": w, "reduction": str(rng.choice(["none", "sum", "mean"])),
+            "weighted_mean": str(rng.choice(["weight_sum", "count"]))}
+
+
+def _make_weighted(kind):
+    """squared/absolute error and Huber with ``weight``; in one draw of three the input is (N, 1)
+    against an (N, D) target, so the weight has the input's shape and broadcasts to the terms."""
+    def make(rng):
+        n, d = int(rng.integers(1, 4)), int(rng.integers(2, 4))
+        shape = (n, 1) if rng.random() < 1 / 3 else batch_shape(rng)
+        tshape = (n, d) if shape == (n, 1) else shape
+        t = reals(rng, tshape)
+        kw = _torch_weight(rng, shape)
+        if kind == "squared_error":
+            return {"predictions": reals(rng, shape), "targets": t}, kw
+        gaps = [0.0] if kind == "absolute_error" else [-1.5, 1.5]
+        if kind == "huber":
+            kw["delta"] = 1.5
+        # residuals away from the kinks, in every pair of the broadcast (input column vs target columns)
+        p = reals(rng, shape)
+        if shape == (n, 1):
+            t = p + away_from(rng, tshape, gaps, -4, 4)
+        else:
+            p = t + away_from(rng, shape, gaps, -4, 4)
+        return {"predictions": p, "targets": t}, kw
+    return make
+
+
 def _make_cosine(negate_ok=True):
     def make(rng):
         shape = batch_shape(rng, max_d=5)
@@ -128,12 +162,48 @@ def _make_cosine(negate_ok=True):
     return make
 
 
+def _drawn_axis(rng, ndim):
+    """optax's ``axis`` as the catalog draws it: an int, a tuple of ints (any order, either sign),
+    ``()`` or None."""
+    form = rng.choice(["int", "tuple", "tuple", "empty", "none"])
+    if form == "int":
+        return int(rng.integers(-ndim, ndim))
+    if form == "empty":
+        return ()
+    if form == "none":
+        return None
+    k = int(rng.integers(1, ndim + 1))
+    return tuple(int(a) - (ndim if rng.random() < 0.5 else 0) for a in rng.permutation(ndim)[:k])
+
+
+def _make_cosine_axes(negate_ok=True):
+    """Vectors along one axis, several, none (``axis=()``: one-element vectors) or all (``None``), on
+    inputs of rank 1 to 3; ``where`` only with a floor (a wholly masked vector is 0/0 without one)."""
+    def make(rng):
+        ndim = int(rng.integers(1, 4))
+        shape = tuple(int(rng.integers(1, 4)) for _ in range(ndim))
+        kw = {"axis": _drawn_axis(rng, ndim), "norm_floor": float(rng.choice([0.0, 1e-7, 0.5]))}
+        if negate_ok:
+            kw["negate"] = bool(rng.integers(2))
+        p, t = away_from(rng, shape, 0.0), away_from(rng, shape, 0.0)
+        if kw["norm_floor"] == 0.5 and rng.random() < 0.5:
+            p = p * 0.05  # below the floor: the floor branch of the gradient
+        if kw["norm_floor"] and rng.random() < 0.4:
+            kw["where"] = rng.random(shape) < 0.7
+        kw["reduction"] = str(rng.choice(["none", "mean", "sum"]))
+        return {"predictions": p, "targets": t}, kw
+    return make
+
+
 CASES = [
     OracleCase("squared_error", R.squared_error, _make_plain()),
     OracleCase("squared_error/half", R.squared_error, _make_plain(lambda rng: {"half": True})),
     OracleCase("squared_error/broadcast", R.squared_error, _make_broadcast),
     OracleCase("absolute_error", R.absolute_error, _make_l1),
     OracleCase("huber", R.huber, _make_huber),
+    OracleCase("squared_error/torch_weight", R.squared_error, _make_weighted("squared_error"), draws=10),
+    OracleCase("absolute_error/torch_weight", R.absolute_error, _make_weighted("absolute_error"), draws=10),
+    OracleCase("huber/torch_weight", R.huber, _make_weighted("huber"), draws=10),
     OracleCase("smooth_l1", R.smooth_l1, _make_smooth_l1),
     OracleCase("log_cosh", R.log_cosh, _make_plain(lo=-30, hi=30)),
     OracleCase("mape", R.mape, _make_mape),
@@ -143,4 +213,6 @@ CASES = [
     OracleCase("gaussian_nll", R.gaussian_nll, _make_gaussian_nll),
     OracleCase("cosine_similarity", R.cosine_similarity, _make_cosine()),
     OracleCase("cosine_distance", R.cosine_distance, _make_cosine(negate_ok=False)),
+    OracleCase("cosine_similarity/axes", R.cosine_similarity, _make_cosine_axes(), draws=16),
+    OracleCase("cosine_distance/axes", R.cosine_distance, _make_cosine_axes(negate_ok=False), draws=16),
 ]

@@ -1,0 +1,6 @@
+"""``python -m losscheck``: the ``losscheck`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
