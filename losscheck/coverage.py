@@ -8,10 +8,13 @@ Enumeration is by introspection, so a framework upgrade that adds a loss shows u
 * optax: every public callable in ``optax.losses``.
 
 A spec covers a parameter of its loss (a constructor or function parameter, by name) when its draw
-names it, as an input or a parameter, in :data:`PARAMETER_EXAMPLES` examples (hypothesis derandomised:
-the same examples every time), or when the spec says in ``params_not_drawn`` how it is set instead;
-:data:`NOT_DRAWN` gives the reasons that hold for every loss of a framework. A framework upgrade that
-adds a parameter (torch 2.13's ``weight`` of ``mse_loss``) shows up as not drawn.
+varies it, as an input or a parameter, over :data:`PARAMETER_EXAMPLES` examples (hypothesis
+derandomised: the same examples every time): drawn as an input, given in some examples and left at
+its default in others, or given two different values. A parameter drawn with one value only is not
+covered (an ``axis`` always -1 checks one layout). It is also covered when the spec says in
+``params_not_drawn`` how it is set instead; :data:`NOT_DRAWN` gives the reasons that hold for every
+loss of a framework. A framework upgrade that adds a parameter (torch 2.13's ``weight`` of
+``mse_loss``) shows up as not drawn.
 
 Each framework is enumerated in a subprocess (Keras with the jax backend, which imports fastest), so
 calling this never loads a framework into the caller.
@@ -22,6 +25,8 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+
+import numpy as np
 
 _ENUMERATE = r'''
 import inspect, json, sys
@@ -102,16 +107,35 @@ def exported(framework: str) -> list[str]:
     return sorted(exported_parameters(framework))
 
 
-def drawn_names(spec, examples: int = PARAMETER_EXAMPLES) -> set[str]:
-    """Every input and parameter name the spec's draw gives in ``examples`` derandomised examples."""
+def varied_names(spec, examples: int = PARAMETER_EXAMPLES) -> set[str]:
+    """The input and parameter names the spec's draw varies over ``examples`` derandomised examples:
+    given in some and left out (at the default) in others, or given with two different values.
+    Inputs count as varied whenever they are drawn (their values are hypothesis' arrays)."""
     from .strategies import sample
 
-    return {name for case in sample(spec.draw, examples) for name in (*case.inputs, *case.params)}
+    cases = sample(spec.draw, examples)
+    varied = {name for case in cases for name in case.inputs}
+    values: dict[str, list] = {}
+    for case in cases:
+        for name, value in case.params.items():
+            values.setdefault(name, []).append(value)
+    for name, seen in values.items():
+        first = seen[0]
+        if len(seen) < len(cases) or any(not _same(first, v) for v in seen[1:]):
+            varied.add(name)
+    return varied
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b, equal_nan=True))
+    return type(a) is type(b) and repr(a) == repr(b)
 
 
 def undrawn(spec, parameters) -> tuple[str, ...]:
-    """The parameters of ``spec``'s loss that its draw never names and nothing declares; a
-    declaration naming a parameter the loss does not have raises (it went stale)."""
+    """The parameters of ``spec``'s loss that its draw does not vary (never names, or always with one
+    value) and nothing declares; a declaration naming a parameter the loss does not have raises (it
+    went stale)."""
     declared = dict(spec.params_not_drawn)
     stale = sorted(set(declared) - set(parameters))
     if stale:
@@ -121,8 +145,8 @@ def undrawn(spec, parameters) -> tuple[str, ...]:
     left = [p for p in parameters if p not in declared]
     if not left:
         return ()
-    seen = drawn_names(spec)
-    return tuple(p for p in left if p not in seen)
+    varied = varied_names(spec)
+    return tuple(p for p in left if p not in varied)
 
 
 def coverage(frameworks=FRAMEWORKS, parameters: bool = True) -> list[Coverage]:

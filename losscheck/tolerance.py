@@ -85,6 +85,19 @@ def kink_rtol(dtype: str) -> float:
     return KINK_RTOL_EPS[dtype] * EPS[dtype]
 
 
+def kinks_where_finite(kinks, *grads):
+    """The kink mask to skip, less the elements where a gradient is NaN or infinite: at a kink either
+    one-sided derivative is right, a NaN or an infinity is neither (the oracle's is finite there, or
+    the comparison drops the element anyway)."""
+    if kinks is None:
+        return None
+    out = np.asarray(kinks, dtype=bool)
+    for g in grads:
+        if g is not None and np.shape(g) == out.shape:
+            out = out & np.isfinite(g)
+    return out
+
+
 def round_to(dtype: str, x):
     """Round a float64 array to ``dtype`` and back to float64 (what the framework will see)."""
     x = np.asarray(x, dtype=np.float64)

@@ -33,6 +33,17 @@ def test_an_undrawn_parameter_is_named():
     assert undrawn(declared, ["reduction", "weight"]) == ()
 
 
+def test_a_parameter_drawn_with_one_value_is_not_varied():
+    from losscheck.catalog.build import drawer
+    from losscheck.catalog.inputs import pair
+
+    spec = catalog.get("torch.nn.MSELoss")
+    one = dataclasses.replace(spec, draw=drawer({"reduction": ["mean"]}, pair("input", "target")))
+    both = dataclasses.replace(spec, draw=drawer({"reduction": ["mean", "sum"]}, pair("input", "target")))
+    assert undrawn(one, ["reduction"]) == ("reduction",)
+    assert undrawn(both, ["reduction"]) == ()
+
+
 def test_a_stale_declaration_raises():
     spec = dataclasses.replace(catalog.get("torch.nn.MSELoss"), params_not_drawn={"beta": "no longer taken"})
     with pytest.raises(ValueError, match="torch.nn.MSELoss: params_not_drawn names beta"):

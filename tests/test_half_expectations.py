@@ -193,6 +193,19 @@ CASES = {
     "keras cosine, squared norm subnormal": (
         half._subnormal_norms("y_true", "y_pred", squared=True), "float16",
         _case(y_true=[2.0158e-4, 2.0158e-4], y_pred=[-1.0, 1.0]), _case(y_true=[0.05, 0.05], y_pred=[-1.0, 1.0])),
+    # Keras' cosine on a drawn axis: the vectors run along it (here the columns), not the last axis
+    "keras cosine, squared norm subnormal along axis 0": (
+        half._subnormal_norms("y_true", "y_pred", squared=True), "float16",
+        _case({"axis": 0}, y_true=[[2.0158e-4, 1.0], [2.0158e-4, 1.0]], y_pred=[[-1.0, 1.0], [1.0, 1.0]]),
+        _case({"axis": -1}, y_true=[[2.0158e-4, 1.0], [2.0158e-4, 1.0]], y_pred=[[-1.0, 1.0], [1.0, 1.0]])),
+    "keras cosine of a zero column (axis 0)": (
+        half._cosine_of_vanishing_norms(("y_true", "y_pred")), "float16",
+        _case({"axis": 0}, y_true=[[0.0, 1.0], [0.0, 1.0]], y_pred=[[1.0, 1.0], [1.0, 1.0]]),
+        _case({"axis": -1}, y_true=[[0.0, 1.0], [0.0, 1.0]], y_pred=[[1.0, 1.0], [1.0, 1.0]])),
+    "keras cosine, a zero vector under axis=() (every element its own vector)": (
+        squared_norm_underflows("y_true", "y_pred", rsqrt_grad=True), "float32",
+        _case({"axis": ()}, y_true=[[0.0, 1.0]], y_pred=[[1.0, 1.0]]),
+        _case({"axis": None}, y_true=[[0.0, 1.0]], y_pred=[[1.0, 1.0]])),
     "torch triplet cosine, norm subnormal": (
         half._subnormal_norms("anchor", "positive", "negative"), "float16",
         _case(anchor=[[-5.96e-8, -5.96e-8]], positive=[[-5.96e-8, -5.96e-8]], negative=[[-1.0, -1.0]]),

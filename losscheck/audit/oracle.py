@@ -93,7 +93,7 @@ def _oracle_on_plan(s: Subject, opts: Options, probe: Probe, ident: Identificati
     from ..catalog.spec import Case
     from ..properties.common import cotangent_for
     from ..properties.explain import explain_gradient, explain_value
-    from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, value_error
+    from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, kinks_where_finite, value_error
 
     p = dataclasses.replace(probe, dtype=dtype)
     args = {a.name: a for a in spec.args}
@@ -134,9 +134,10 @@ def _oracle_on_plan(s: Subject, opts: Options, probe: Probe, ident: Identificati
                     return result(name, "fail", f"no gradient reaches {u!r}, where {ident.title}'s is not zero",
                                   "G002", {"input": u})
                 continue
-            gerr = grad_error(g, r, m, dtype, kinks.get(arg.oracle_name))
+            skip = kinks_where_finite(kinks.get(arg.oracle_name), g)
+            gerr = grad_error(g, r, m, dtype, skip)
             if gerr > gb:
-                f = explain_gradient(spec, case, arg, g, r, m, kinks.get(arg.oracle_name), dtype, gerr, gb, True)
+                f = explain_gradient(spec, case, arg, g, r, m, skip, dtype, gerr, gb, True)
                 return result(name, "fail", f"against {ident.title}: {f.message}".replace(repr(a), repr(u)),
                               f.code, {"error_eps": gerr, "bound_eps": gb, "inputs": jsonable(x), "_arrays": x})
             worst_g = max(worst_g, gerr)

@@ -190,7 +190,10 @@ def keras_twins(cls: str, function: str | None, *, space, fn_space=None, inputs,
         arrays = dict(inputs(data, params))
         if sample_weight and data.draw(sampled_from([False, True]), label="use_sample_weight"):
             from .. import strategies as S
-            shp = np.shape(oracle_sample_shape(arrays, oracle, params))
+            # the per-sample shape under the parameters drawn with the inputs too (a drawn axis)
+            drawn = {**params, **arrays.get("__params__", {})}
+            given = {k: v for k, v in arrays.items() if k != "__params__"}
+            shp = np.shape(oracle_sample_shape(given, oracle, drawn))
             arrays["sample_weight"] = S.reals(data, shp, "sample_weight", 0.0, 4.0)
         return arrays
 

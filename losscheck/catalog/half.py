@@ -85,12 +85,13 @@ def _cosine_of_vanishing_norms(*pairs, product_in_dtype=False):
 
 
 def _subnormal_norms(*names, squared=False):
-    """A non-zero vector (last axis) whose norm, or with ``squared`` its squared norm, is below the
-    dtype's smallest normal number: it is rounded to the subnormal grid (steps of 6e-8 in float16),
-    coarsely, and the vector divided by it is off by that rounding."""
+    """A non-zero vector (along the case's ``axis``, the last axis when it has none) whose norm, or
+    with ``squared`` its squared norm, is below the dtype's smallest normal number: it is rounded to the
+    subnormal grid (steps of 6e-8 in float16), coarsely, and the vector divided by it is off by that
+    rounding."""
     def when(case, dtype):
         for k in names:
-            sq = np.sum(_f(case, k) ** 2, axis=-1)
+            sq = np.sum(_f(case, k) ** 2, axis=case.params.get("axis", -1))
             size = sq if squared else np.sqrt(sq)
             if np.any((size > 0) & (size < TINY[dtype])):
                 return True

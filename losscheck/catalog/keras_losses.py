@@ -1,11 +1,15 @@
 """keras.losses (Keras 3): each class with its function twin, on every Keras backend."""
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 from hypothesis import strategies as st
 
 from ..reference import regression as R
+from . import layouts
 from .build import keras_twins
-from .inputs import pair
+from .inputs import cosine_axis, pair
 from .spec import Deviation, Expected, Precision
 from .when import squared_norm_underflows, subnormal_difference
 
@@ -69,6 +73,17 @@ def _cosine(norm_floor):
     return oracle
 
 
+def _cosine_inputs(data, params):
+    """y_true and y_pred of one shape, rank 1 to 3, and the axis drawn for their rank: Keras passes
+    ``axis`` on to ops.sum (in normalize, then the dot product), so it takes what optax's does (an int,
+    a tuple of ints in any order and either sign, None, (); checked on all three backends)."""
+    out = YT_YP(data, params)
+    extra = cosine_axis(data, np.ndim(out["y_true"]))
+    if extra:
+        out["__params__"] = extra
+    return out
+
+
 ZERO_VECTOR_NAN_GRAD = Expected.on(
     ("keras-jax", "keras-torch"),
     "normalize() computes x * minimum(rsqrt(sum(x^2)), 1/epsilon); where sum(x^2) is 0 (a zero "
@@ -78,11 +93,28 @@ ZERO_VECTOR_NAN_GRAD = Expected.on(
     "https://github.com/keras-team/keras/blob/master/keras/src/ops/nn.py",
     property="gradient", code="N003", when=squared_norm_underflows("y_true", "y_pred", rsqrt_grad=True))
 
-SPECS += keras_twins(
-    "CosineSimilarity", "cosine_similarity", space={"axis": [-1]}, inputs=YT_YP, expected=ZERO_VECTOR_NAN_GRAD,
+_COSINE_NOTES = ("axis is drawn with the inputs (their rank bounds it): left out (-1), an int, a tuple of axes "
+                 "(any order, either sign), None or (); the docstring names one axis, but Keras hands axis to "
+                 "ops.sum, which takes them all. The per-sample losses (sample_weight's shape) are the input's "
+                 "shape without the reduced axes: axis=0 makes the batch the second input axis; None (or every "
+                 "axis) gives one 0-d loss, which Keras' reduction returns as it is: loss * sample_weight, even "
+                 "under 'mean_with_sample_weight'")
+
+
+def _drawn_axis(spec):
+    """The spec, its parameter listing naming the axis drawn with the inputs."""
+    doc = ", ".join(filter(None, (spec.params_doc, "axis=<int|omitted|tuple|None|()>")))
+    return dataclasses.replace(spec, params_doc=doc, notes=_COSINE_NOTES)
+
+
+SPECS += map(_drawn_axis, keras_twins(
+    "CosineSimilarity", "cosine_similarity", space={}, inputs=_cosine_inputs, expected=ZERO_VECTOR_NAN_GRAD,
     oracle=_cosine(KERAS_EPSILON), exact=_cosine(0.0),
     deviation=Deviation("norms are floored at 1e-7: a zero vector gives 0, where the exact cosine is undefined", DOCS),
-    family="regression", reference="regression.cosine_similarity")
+    # one loss per vector along the drawn axis: the batch is the first input axis not reduced, the
+    # first axis of the per-sample losses (sample_weight); None or every axis leaves no batch
+    batch_layout=layouts.reduced_axes(("y_true", "y_pred"), ("sample_weight",)),
+    family="regression", reference="regression.cosine_similarity"))
 
 
 # ---- probabilistic and margin losses ---------------------------------------------------------------

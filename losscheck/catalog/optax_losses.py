@@ -11,7 +11,7 @@ from ..reference import regression as R
 from ..reference._core import rel_gap
 from . import layouts
 from .build import optax_spec
-from .inputs import pair
+from .inputs import COSINE_AXIS_FORMS, cosine_axis, pair  # noqa: F401 (COSINE_AXIS_FORMS: re-exported)
 from ..tolerance import kink_rtol, round_to
 from .spec import Arg, Expected
 from .when import any_flushed, flushed, squared_norm_underflows
@@ -26,36 +26,12 @@ def _ref(fn, **fixed):
                         **{k: v for k, v in c.params.items()})
 
 
-#: optax's ``axis`` (int, tuple of ints or None; -1 by default): an int (-1 first: examples shrink to
-#: the documented default, written out), left out (the default), a tuple, None (the whole array one
-#: vector), () (no axis: every element its own one-element vector). Hypothesis draws the first option
-#: about half of the time; measured over 300 draws: int 50 % (-1 in half of them), left out 17 %,
-#: tuple 15 %, () 10 %, None 8 %
-COSINE_AXIS_FORMS = ("int", "default", "tuple", "none", "empty", "tuple", "default")
-
-
-def _cosine_axis(data, ndim: int) -> dict:
-    """{"axis": a drawn axis} for an input of rank ``ndim``, {} for the default: any int in
-    [-ndim, ndim), or a tuple of distinct axes in any order, each written positive or negative (one
-    axis: the one-element tuple; all: the vectors of None)."""
-    form = S.choice(data, COSINE_AXIS_FORMS, "axis_form")
-    if form == "default":
-        return {}
-    if form in ("none", "empty"):
-        return {"axis": None if form == "none" else ()}
-    if form == "int":
-        return {"axis": S.choice(data, tuple(range(-1, -ndim - 1, -1)) + tuple(range(ndim)), "axis")}
-    axes = data.draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True), label="axes")
-    negative = data.draw(st.lists(st.booleans(), min_size=len(axes), max_size=len(axes)), label="axes_negative")
-    return {"axis": tuple(a - ndim if neg else a for a, neg in zip(axes, negative))}
-
-
 def _cosine_inputs(data, params):
     """Inputs of rank 1 to 3, the axis drawn for their rank, and ``where`` (broadcast from the last
     axis, or of the full shape) in half of the cases."""
     shp = S.shape(data, min_dims=1, max_dims=3)
     out = {"predictions": S.reals(data, shp, "predictions"), "targets": S.reals(data, shp, "targets")}
-    extra = _cosine_axis(data, len(shp))
+    extra = cosine_axis(data, len(shp))   # optax's axis: an int, a tuple of ints or None; -1 by default
     if S.flag(data, "use_where"):
         extra["where"] = S.mask(data, shp if S.flag(data, "where_full_shape") else shp[-1:], "where")
     if extra:

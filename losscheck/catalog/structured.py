@@ -205,7 +205,7 @@ def _adaptive_oracle(c):
         cutoffs=list(c.params["cutoffs"]) + [c.params["n_classes"]], output=c.params["output"])
 
 
-ADAPTIVE_SPACE = {"n_classes": [6], "cutoffs": [(2,), (2, 4), (3, 5)], "div_value": [1.0, 2.0],
+ADAPTIVE_SPACE = {"n_classes": [6, 7], "cutoffs": [(2,), (2, 4), (3, 5)], "div_value": [1.0, 2.0],
                   "head_bias": [False, True], "output": ["loss", "output"]}
 
 LINEAR_CE_ARGS = (Arg("input"), Arg("linear_weight"), Arg("target", **INT), Arg("linear_bias"))

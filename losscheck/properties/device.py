@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, value_error
+from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, kinks_where_finite, value_error
 from .common import Finding, Measurement, cotangent_for, evaluate, n_terms, rounded
 
 NAME = "device"
@@ -61,7 +61,7 @@ def check(spec, case, dtype, runtime) -> Measurement:
         g, c = first.grads.get(arg.name), cpu.grads.get(arg.name)
         if g is None or c is None or arg.oracle_name not in mags:
             continue
-        skip = kinks.get(arg.oracle_name)
+        skip = kinks_where_finite(kinks.get(arg.oracle_name), g, c)
         gerr = grad_error(g, c, mags[arg.oracle_name], dtype, skip)
         judged = grad_error(g, c, mags[arg.oracle_name], judge, skip)
         if judged > GRAD_BOUND[judge](terms):

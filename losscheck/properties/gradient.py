@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, value_error
+from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, kinks_where_finite, value_error
 from .common import (Finding, Measurement, cotangent_for, evaluate, n_terms, overflows, rounded,
                      within_declared_precision)
 from .explain import explain_gradient
@@ -40,6 +40,7 @@ def check(spec, case, dtype, runtime) -> Measurement:
             continue
         if g.shape != np.shape(r):
             raise Finding("X002", f"gradient of {arg.name!r} has shape {g.shape}, input has {np.shape(r)}", case=case)
+        skip = kinks_where_finite(skip, g)
         if undefined:
             skip = ~np.isfinite(g) if skip is None else (skip | ~np.isfinite(g))
         overflow = overflows(r, dtype)   # the dtype's infinity is the correctly rounded answer there
@@ -51,7 +52,7 @@ def check(spec, case, dtype, runtime) -> Measurement:
                 low = spec.oracle(c)
                 gl, ml = low.grad(cot)[arg.oracle_name], low.grad_magnitude(cot)[arg.oracle_name]
                 # a kink within the lower dtype's rounding is one the lower-precision computation may cross
-                near = low.kinks(kink_rtol(d), shapes).get(arg.oracle_name)
+                near = kinks_where_finite(low.kinks(kink_rtol(d), shapes).get(arg.oracle_name), g)
                 both = skip if near is None else (near if skip is None else skip | near)
                 return grad_error(g, gl, ml, d, both)
 

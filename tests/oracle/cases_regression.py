@@ -195,6 +195,22 @@ def _make_cosine_axes(negate_ok=True):
     return make
 
 
+def _make_keras_cosine_axes(rng):
+    """keras.losses.CosineSimilarity as the catalog binds it (negated, norms floored at 1e-7) on a drawn
+    axis, under Keras' reductions: sample weights of the per-vector losses' shape (the input's without
+    the reduced axes, a scalar for None), 0-d losses left unreduced."""
+    ndim = int(rng.integers(1, 4))
+    shape = tuple(int(rng.integers(1, 4)) for _ in range(ndim))
+    axis = _drawn_axis(rng, ndim)
+    p, t = away_from(rng, shape, 0.0), away_from(rng, shape, 0.0)
+    kw = {"axis": axis, "norm_floor": 1e-7, "negate": True, "reduce_scalars": False,
+          "reduction": str(rng.choice(["none", "sum", "sum_over_batch_size", "mean", "mean_with_sample_weight"]))}
+    per_vector = np.shape(R.cosine_similarity(p, t, axis=axis).value)
+    if rng.random() < 0.6:
+        kw["weights"] = rng.uniform(0.1, 2.0, size=per_vector)
+    return {"predictions": p, "targets": t}, kw
+
+
 CASES = [
     OracleCase("squared_error", R.squared_error, _make_plain()),
     OracleCase("squared_error/half", R.squared_error, _make_plain(lambda rng: {"half": True})),
@@ -215,4 +231,5 @@ CASES = [
     OracleCase("cosine_distance", R.cosine_distance, _make_cosine(negate_ok=False)),
     OracleCase("cosine_similarity/axes", R.cosine_similarity, _make_cosine_axes(), draws=16),
     OracleCase("cosine_distance/axes", R.cosine_distance, _make_cosine_axes(negate_ok=False), draws=16),
+    OracleCase("cosine_similarity/keras_axes", R.cosine_similarity, _make_keras_cosine_axes, draws=16),
 ]
