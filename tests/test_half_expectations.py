@@ -216,6 +216,10 @@ CASES = {
               sample_weight=[5.96e-8]),
         _case({"reduction": "mean_with_sample_weight"}, y_true=[[1.0, 0.0]], y_pred=[[0.5, 0.5]],
               sample_weight=[0.5])),
+    "torch linear cross-entropy logits past 65504": (
+        half._torch_linear_logits_overflow, "float16",
+        _case(input=[[-1e4, -1e4]], linear_weight=[[-1e4, -1e4], [-1e4, -1e4]], target=[0]),
+        _case(input=[[-100.0, -100.0]], linear_weight=[[-100.0, -100.0], [-100.0, -100.0]], target=[0])),
 }
 
 

@@ -238,6 +238,19 @@ def _torch_logits_bce_element_overflows(case, dtype):
     return bool(np.any(np.abs(term) > MAX[dtype]) or np.any(np.abs(loss) > MAX[dtype]))
 
 
+def _torch_linear_logits_overflow(case, dtype):
+    """linear_cross_entropy forms the logits input @ linear_weight^T (+ linear_bias) in the dtype: a
+    product or a logit past float16's 65504 is inf, and log_softmax of it NaN. (Any product of the
+    largest input and weight magnitudes past 65504 counts: a slight over-approximation.)"""
+    x, w = _f(case, "input"), _f(case, "linear_weight")
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = np.tensordot(x, w, axes=([-1], [-1]))
+        if "linear_bias" in case.inputs:
+            logits = logits + _f(case, "linear_bias")
+        products = np.max(np.abs(x), initial=0.0) * np.max(np.abs(w), initial=0.0)
+    return bool(products > MAX[dtype] or np.any(np.abs(logits) > MAX[dtype]))
+
+
 def _torch_poisson_log_of_0(case, dtype):
     """poisson_nll_loss(log_input=False) takes log(input + eps) with eps = 1e-8, which is 0 in
     float16: log(0) at input 0 (times target 0: NaN)."""
@@ -487,6 +500,11 @@ _TORCH_LOGITS_BCE = _recorded(
     "representable (measured: input [[-8192, -8192]], target 1, weight [[4, 0]], pos_weight 2: elements "
     "[inf, 0], mean inf, exactly 32768; pos_weight 8, weight [[1, 0]]: NaN)", TORCH_LOSS_SRC,
     _torch_logits_bce_element_overflows, dtypes=("float16",), prop="value")
+_TORCH_LINEAR_CE = _recorded(
+    "linear_cross_entropy forms the logits in float16 (chunked or not): past 65504 they are inf and the loss "
+    "NaN where it is finite (measured: input [[-1e4, -1e4]], linear_weight all -1e4, target 0: logits 2e8, "
+    "loss NaN, exactly log 2 = 0.6931)", "https://github.com/pytorch/pytorch/blob/main/torch/nn/functional.py",
+    _torch_linear_logits_overflow, code=None, dtypes=("float16",))
 _TORCH_POISSON = _recorded(
     "poisson_nll_loss(log_input=False) adds eps = 1e-8 inside the log, and 1e-8 is 0 in float16: log(0) "
     "at input 0", TORCH_LOSS_SRC, _torch_poisson_log_of_0, dtypes=("float16",))
@@ -586,6 +604,7 @@ TABLE: dict[str, tuple[Expected, ...]] = {
     **{f"torch.nn.{n}": _TORCH_BCE for n in ("BCELoss", "functional.binary_cross_entropy")},
     **{f"torch.nn.{n}": _TORCH_LOGITS_BCE for n in ("BCEWithLogitsLoss", "functional.binary_cross_entropy_with_logits")},
     **{f"torch.nn.{n}": _TORCH_POISSON for n in ("PoissonNLLLoss", "functional.poisson_nll_loss")},
+    **{f"torch.nn.{n}": _TORCH_LINEAR_CE for n in ("LinearCrossEntropyLoss", "functional.linear_cross_entropy")},
     "optax.losses.dice_loss": _OPTAX_DICE + _OPTAX_SIMPLEX,
     "optax.losses.binary_dice_loss": _OPTAX_DICE,
     "optax.losses.multiclass_generalized_dice_loss": _OPTAX_GENERALIZED_DICE + _OPTAX_DICE + _OPTAX_SIMPLEX,
