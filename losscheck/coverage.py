@@ -149,8 +149,8 @@ def undrawn(spec, parameters) -> tuple[str, ...]:
     return tuple(p for p in left if p not in varied)
 
 
-def coverage(frameworks=FRAMEWORKS, parameters: bool = True) -> list[Coverage]:
-    """One row per framework; ``parameters``: also find the covered losses' undrawn parameters."""
+def coverage(frameworks=FRAMEWORKS) -> list[Coverage]:
+    """One row per framework, with the covered losses' undrawn parameters."""
     from . import catalog
 
     specs = {s.id: s for s in catalog.all_specs()}
@@ -164,7 +164,7 @@ def coverage(frameworks=FRAMEWORKS, parameters: bool = True) -> list[Coverage]:
         names = sorted(found)
         covered = tuple(n for n in names if n in specs)
         gaps = []
-        for n in covered if parameters else ():
+        for n in covered:
             left = undrawn(specs[n], found[n] or ())
             if left:
                 gaps.append((n, left))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..catalog.spec import Case
 from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, value_error
-from .common import Finding, Measurement, cotangent_for, evaluate, n_terms, rounded
+from .common import Finding, Measurement, cotangent_for, evaluate, grad_shapes, n_terms, rounded
 from .explain import explain_value
 
 NAME = "batch"
@@ -207,11 +207,9 @@ def _independence(spec, case, dtype, runtime, bound) -> float:
     other = case.with_inputs(**swapped)
     g0 = evaluate(spec, runtime, case, dtype, cotangent=cot, want_grad=True).grads
     g1 = evaluate(spec, runtime, other, dtype, cotangent=cot, want_grad=True).grads
-    kinks = ref.kinks(kink_rtol(dtype), {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args
-                                         if a.name in case.inputs})
-    ref_other = spec.oracle(other)
-    kinks_other = ref_other.kinks(kink_rtol(dtype), {a.oracle_name: np.shape(case.inputs[a.name])
-                                                     for a in spec.grad_args if a.name in case.inputs})
+    shapes = grad_shapes(spec, case)
+    kinks = ref.kinks(kink_rtol(dtype), shapes)
+    kinks_other = spec.oracle(other).kinks(kink_rtol(dtype), shapes)
     gbound = GRAD_BOUND[dtype](n_terms(case))
     worst = 0.0
     for a in spec.grad_args:

@@ -108,6 +108,11 @@ def n_terms(case: Case) -> int:
     return max((int(np.size(v)) for v in case.inputs.values()), default=1)
 
 
+def grad_shapes(spec, case) -> dict[str, tuple]:
+    """{oracle name: shape} of the case's differentiable inputs, what ``Result.kinks`` takes."""
+    return {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+
+
 def cotangent_for(shape) -> np.ndarray:
     """A fixed, non-uniform cotangent for non-scalar outputs (uniform ones would hide a gradient
     that mixes up output elements)."""

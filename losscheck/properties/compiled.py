@@ -12,7 +12,7 @@ import numpy as np
 
 from ..frameworks.guard import Hostile
 from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, kinks_where_finite, value_error
-from .common import Finding, Measurement, evaluate, n_terms, rounded
+from .common import Finding, Measurement, evaluate, grad_shapes, n_terms, rounded
 
 NAME = "compiled"
 #: examples per check for users' losses: what fails to compile fails on any input, and each
@@ -81,13 +81,13 @@ def check(spec, case, dtype, runtime) -> Measurement:
     # TensorFlow: a sample's own unit-norm embedding relabelled as a negative (ref_labels) has d =
     # max(1 - x.x, 0) at its kink, and tf.function's x.x rounds to >= 1 where the eager one does not
     declared = spec.precision_for(dtype, runtime.name)
-    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    shapes = grad_shapes(spec, case)
     kinks = ref.kinks(kink_rtol(declared.effective if declared is not None else dtype), shapes)
     for arg in spec.grad_args:
         g, h = eager.grads.get(arg.name), got.grads.get(arg.name)
         if g is None or h is None or arg.oracle_name not in mags:
             continue
-        skip = kinks_where_finite(kinks.get(arg.oracle_name), g, h) if h.shape == g.shape else None
+        skip = kinks_where_finite(kinks.get(arg.oracle_name), g, h)
         e = grad_error(h, g, mags[arg.oracle_name], dtype, skip) if h.shape == g.shape else np.inf
         if e > gbound:
             raise Finding("X010", f"the gradient for {arg.name!r} under {how} differs from the eager one on the same "

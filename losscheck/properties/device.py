@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, kinks_where_finite, value_error
-from .common import Finding, Measurement, cotangent_for, evaluate, n_terms, rounded
+from .common import Finding, Measurement, cotangent_for, evaluate, grad_shapes, n_terms, rounded
 
 NAME = "device"
 
@@ -53,7 +53,7 @@ def check(spec, case, dtype, runtime) -> Measurement:
                       f"{_error(judged, VALUE_BOUND[judge](terms), declared, dtype)}", error=err, bound=bound, case=case)
     mags = ref.grad_magnitude(cot)
     # at a kink every one-sided derivative is right, and devices may pick different ones
-    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    shapes = grad_shapes(spec, case)
     kinks = ref.kinks(kink_rtol(judge), shapes)
     worst = err
     gbound = GRAD_BOUND[dtype](terms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tolerance import GRAD_BOUND, VALUE_BOUND, grad_error, kink_rtol, kinks_where_finite, value_error
-from .common import (Finding, Measurement, cotangent_for, evaluate, n_terms, overflows, rounded,
+from .common import (Finding, Measurement, cotangent_for, evaluate, grad_shapes, n_terms, overflows, rounded,
                      within_declared_precision)
 from .explain import explain_gradient
 
@@ -18,7 +18,7 @@ def check(spec, case, dtype, runtime) -> Measurement:
     cot = cotangent_for(np.shape(ref.value))
     ev = evaluate(spec, runtime, case, dtype, cotangent=cot, want_grad=True)
     g_ref, mags = ref.grad(cot), ref.grad_magnitude(cot)
-    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    shapes = grad_shapes(spec, case)
     kinks = ref.kinks(kink_rtol(dtype), shapes)
     bound = GRAD_BOUND[dtype](n_terms(case))
     # Where the exact loss is undefined (NaN) so is its gradient: a framework's NaN there is no finding.

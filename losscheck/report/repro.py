@@ -149,7 +149,7 @@ def _as_inputs(row: dict) -> dict[str, np.ndarray]:
 def expected(spec, row: dict) -> dict:
     """The oracle's value (and gradient, with its cotangent, magnitude and kinks) on the row's case."""
     from ..catalog.spec import Case
-    from ..properties.common import cotangent_for
+    from ..properties.common import cotangent_for, grad_shapes
     from ..tolerance import GRAD_BOUND, VALUE_BOUND, kink_rtol
 
     arrays = array_params(spec, row)
@@ -169,7 +169,7 @@ def expected(spec, row: dict) -> dict:
         if row["property"] in ("gradient", "numerics"):
             cot = cotangent_for(np.shape(ref.value))
             g, mags = ref.grad(cot), ref.grad_magnitude(cot)
-            shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+            shapes = grad_shapes(spec, case)
             kinks = ref.kinks(kink_rtol(row["dtype"]), shapes)
             out["cotangent"] = cot
             out["grads"] = {a.name: np.asarray(g[a.oracle_name], dtype=np.float64) for a in spec.grad_args
@@ -210,6 +210,7 @@ def _independence(spec, case, ref) -> dict:
     script: {input: {axis, magnitude (the other samples'), skip (kinks in either case)}} for each
     input whose sample 0 the check replaces by sample 1; {} where the check does not run it."""
     from ..properties.batch import batch_axes, batch_sizes
+    from ..properties.common import grad_shapes
     from ..tolerance import kink_rtol
 
     sizes = batch_sizes(spec, case)
@@ -227,7 +228,7 @@ def _independence(spec, case, ref) -> dict:
         idx0[axes[a.name]], idx1[axes[a.name]] = 0, 1
         x[tuple(idx0)] = x[tuple(idx1)]
         swapped[a.name] = x
-    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    shapes = grad_shapes(spec, case)
     rtol = kink_rtol(case.dtype)
     kinks = ref.kinks(rtol, shapes)
     kinks_other = spec.oracle(case.with_inputs(**swapped)).kinks(rtol, shapes) if swapped else {}
@@ -251,14 +252,14 @@ def _device_check(spec, case, ref, row) -> dict:
     """What the device check's cross-device half needs (``properties.device``): the dtype it judges
     in (a declared lower precision's), that dtype's eps and bounds, and the oracle's per-element
     gradient magnitudes and kinks."""
-    from ..properties.common import n_terms
+    from ..properties.common import grad_shapes, n_terms
     from ..tolerance import EPS, GRAD_BOUND, TINY, VALUE_BOUND, kink_rtol
 
     declared = spec.precision_for(row["dtype"], row["runtime"])
     judge = declared.effective if declared is not None else row["dtype"]
     terms = n_terms(case)
     mags = ref.grad_magnitude(cotangent_for_value(ref))
-    shapes = {a.oracle_name: np.shape(case.inputs[a.name]) for a in spec.grad_args if a.name in case.inputs}
+    shapes = grad_shapes(spec, case)
     kinks = ref.kinks(kink_rtol(judge), shapes)
     return {"judge": judge, "eps": EPS[judge], "tiny": TINY[judge], "value_bound": VALUE_BOUND[judge](terms),
             "grad_bound": GRAD_BOUND[judge](terms),
