@@ -25,7 +25,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 LOSS_NAME = re.compile(r"loss|criterion|objective|mse|mae|huber|entropy|divergence|distance|penalty|hinge|"
-                       r"dice|focal|contrastive|triplet|cosine|similarity", re.I)
+                       r"dice|focal|contrastive|triplet|cosine|similarity|(^|_)(kl|nll|bce|xent)(_|$)", re.I)
 OBJECTIVE_PARAMS = {"params", "model", "variables", "state", "weights_and_biases", "net", "module"}
 ACTIVATIONS = {"softmax": "softmax", "log_softmax": "log_softmax", "logsoftmax": "log_softmax",
                "sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh", "linear": "none", "none": "none"}
@@ -279,7 +279,9 @@ def discover(path: str) -> FileInfo:
             if isinstance(value, ast.Call):
                 func = dotted(value.func)
                 fid = framework_loss_id(func)
-                if fid is not None:
+                # ``criterion = nn.MSELoss()`` holds a loss; ``ce = F.cross_entropy(z, y)`` holds its value
+                short = func.rsplit(".", 1)[-1]
+                if fid is not None and short[:1].isupper() and short not in KERAS_UPPER:
                     params = {kw.arg: _literal(kw.value) for kw in value.keywords if kw.arg}
                     c = by_name.get(var) or Candidate(var, node.lineno, "framework loss", {"global": var},
                                                       builtin=fid, builtin_params=params)
@@ -301,7 +303,6 @@ def discover(path: str) -> FileInfo:
                     instances[var] = wrapped.id
                     by_name[wrapped.id].aliases.append(var)
                     continue
-                short = func.split(".")[-1]
                 if short == "partial" and at_top:
                     add(Candidate(var, node.lineno, "partial", {"global": var},
                                   notes=[f"functools.partial at line {node.lineno}: "
@@ -557,8 +558,9 @@ def _call_sites(tree, source, cands, by_name, instances, models):
             if isinstance(t, ast.Name) and (f in model_names or f.endswith(".apply") or f in ("model", "net")):
                 assigned_from_model[t.id] = f
     direct: dict[str, Candidate] = {}
+    scopes = _assignments_by_scope(tree)
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or len(node.args) < 2:
+        if not isinstance(node, ast.Call) or not (node.args or node.keywords):
             continue
         func = dotted(node.func)
         target = by_name.get(instances.get(func, func)) if func else None
@@ -570,6 +572,12 @@ def _call_sites(tree, source, cands, by_name, instances, models):
                     target = direct[func] = Candidate(f"{func}", node.lineno, "framework loss", {}, builtin=fid)
                     cands.append(target)
         if target is None or target.skip:
+            continue
+        if target.builtin:
+            fed = _activation_fed(node, target.builtin, scopes, source)
+            if fed is not None:
+                target.models.append(fed)
+        if len(node.args) < 2:
             continue
         roles = []
         for a in node.args[:2]:
@@ -587,6 +595,86 @@ def _call_sites(tree, source, cands, by_name, instances, models):
                 target.models.append({"name": dotted(a.func), "via": f"call at line {node.lineno}"})
 
 
+#: keyword names of a framework loss's prediction argument (torch, Keras, optax)
+_PREDICTION_KEYWORDS = ("input", "y_pred", "logits", "predictions", "log_predictions", "scores", "log_probs")
+#: activations that change which loss a score belongs with (relu and tanh are model-internal)
+_FED_ACTIVATIONS = ("softmax", "log_softmax", "sigmoid")
+
+
+def _assignments_by_scope(tree) -> dict[ast.AST, list[tuple[int, str, ast.AST]]]:
+    """{function or module: [(line, name, value)]} of its ``name = value`` statements (nested
+    functions have their own scope)."""
+    out: dict[ast.AST, list] = {}
+
+    def visit(scope, body):
+        found = out.setdefault(scope, [])
+        stack = list(body)
+        while stack:
+            n = stack.pop()
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(n, n.body if isinstance(n.body, list) else [n.body])
+                continue
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+                found.append((n.lineno, n.targets[0].id, n.value))
+            if isinstance(n, ast.ClassDef):
+                stack.extend(n.body)
+                continue
+            stack.extend(ast.iter_child_nodes(n))
+        found.sort(key=lambda item: item[0])
+
+    visit(tree, tree.body)
+    return out
+
+
+def _scope_of(call: ast.Call, scopes) -> list[tuple[int, str, ast.AST]]:
+    """The assignments of the innermost scope that contains ``call``."""
+    best, span = next(a for scope, a in scopes.items() if isinstance(scope, ast.Module)), None
+    for scope, assigns in scopes.items():
+        if isinstance(scope, ast.Module):
+            continue
+        lo, hi = scope.lineno, getattr(scope, "end_lineno", scope.lineno)
+        if lo <= call.lineno <= hi and (span is None or hi - lo < span):
+            best, span = assigns, hi - lo
+    return best
+
+
+def _activation_fed(call: ast.Call, builtin: str, scopes, source: str) -> dict | None:
+    """The softmax, log_softmax or sigmoid a call site applies to the loss's prediction argument,
+    directly (``F.cross_entropy(F.softmax(z, 1), y)``) or through a variable assigned in the same
+    function (``p = torch.sigmoid(z)`` ... ``F.binary_cross_entropy_with_logits(p, y)``), as a
+    "model" for :func:`~.static.pairing`; None when the argument is not seen to be activated."""
+    arg = next((kw.value for kw in call.keywords if kw.arg in _PREDICTION_KEYWORDS), None)
+    if arg is None:
+        index = 1 if builtin.startswith("keras.") else 0
+        arg = call.args[index] if len(call.args) > index else None
+    if arg is None:
+        return None
+    text = ast.get_source_segment(source, arg) or ast.unparse(arg)
+    value, via = arg, ""
+    assigns = _scope_of(call, scopes)
+    for _ in range(3):   # p = torch.sigmoid(z); q = p; loss(q, y)
+        if not isinstance(value, ast.Name):
+            break
+        before = [(line, v) for line, name, v in assigns if name == value.id and line <= call.lineno]
+        if not before:
+            return None
+        line, value = before[-1]
+        via = f"{_source_of(value, source)} at line {line}"
+    if not isinstance(value, ast.Call):
+        return None
+    act = _activation_of_call(value, {})
+    if act not in _FED_ACTIVATIONS:
+        return None
+    params = {kw.arg: _literal(kw.value) for kw in call.keywords if kw.arg and _literal(kw.value) is not None}
+    shown = text if not via else f"{text} ({via})"
+    return {"name": text, "line": call.lineno, "activation": act, "kind": "argument", "argument": shown,
+            "via": f"call at line {call.lineno}", "params": params}
+
+
+def _source_of(node, source: str) -> str:
+    return (ast.get_source_segment(source, node) or ast.unparse(node))[:80]
+
+
 def _pair_models(cands, models, tree):
     """Pair framework classification losses with the file's models: explicit (compile, a call
     ``loss(model(x), y)``) or, when the file defines exactly one model, that one."""
@@ -597,6 +685,9 @@ def _pair_models(cands, models, tree):
     for c in cands:
         paired = []
         for ref in c.models:
+            if ref.get("kind") == "argument":   # an activation applied at the call site itself
+                paired.append(ref)
+                continue
             m = by_name.get(ref["name"])
             if m is not None and m not in paired:
                 paired.append({**m, "via": ref.get("via", "")})

@@ -188,9 +188,10 @@ _DIM_WORDS = {"n": "N", "b": "N", "batch": "N", "batch_size": "N", "samples": "N
               "c": "C", "classes": "C", "num_classes": "C", "k": "C",
               "d": "D", "dim": "D", "features": "D", "outputs": "D", "m": "D"}
 _DOMAIN_WORDS = [("one-hot", "onehot"), ("onehot", "onehot"), ("one hot", "onehot"), ("log-prob", "log_probs"),
-                 ("log prob", "log_probs"), ("logit", "logits"), ("probabilit", "probs"), ("softmax", "probs"),
+                 ("log prob", "log_probs"), ("log_prob", "log_probs"), ("logit", "logits"), ("probabilit", "probs"),
+                 ("probs", "probs"), ("softmax", "probs"),
                  ("class ind", "labels"), ("integer", "labels"), ("indices", "labels"), ("binary", "binary"),
-                 ("0 or 1", "binary"), ("0/1", "binary"), ("embedding", "reals"), ("positive", "positive")]
+                 ("0 or 1", "binary"), ("0/1", "binary"), ("{0,1}", "binary"), ("{0, 1}", "binary"), ("embedding", "reals"), ("positive", "positive")]
 
 
 def _shape_from(text: str) -> tuple[str, ...] | None:

@@ -49,14 +49,18 @@ def pairing(spec_id: str, params: dict, models: list[dict]) -> list[dict]:
     variants = for_spec(spec_id)
     if not variants or not models:
         return []
-    chosen = next(((pv, pr) for pv, pr in variants if all(params.get(k, v) == v for k, v in pv.items())), variants[0])
-    params_v, pair = chosen
     out = []
     for m in models:
         act = m.get("activation")
         if act is None:
             continue
-        what = f"model {m['name']} (line {m['line']}, {m.get('via') or 'in the file'}) ends in {act}"
+        site = {**params, **(m.get("params") or {})}   # a call site's own from_logits=...
+        params_v, pair = next(((pv, pr) for pv, pr in variants if all(site.get(k, v) == v for k, v in pv.items())),
+                              variants[0])
+        if m.get("kind") == "argument":
+            what = f"line {m['line']} passes {m['argument']}, a {act} output, as the prediction"
+        else:
+            what = f"model {m['name']} (line {m['line']}, {m.get('via') or 'in the file'}) ends in {act}"
         if act == pair.expects:
             out.append(result("activation", "pass", f"{what}: the documented pairing for {spec_id}"
                               f"{_setting(params_v)}", details={"model": m["name"], "activation": act}))

@@ -1,0 +1,110 @@
+"""An activation applied at a framework loss's call site (``F.cross_entropy(F.softmax(z, 1), y)``, or
+``p = torch.sigmoid(z)`` then ``F.binary_cross_entropy_with_logits(p, y)``): found in the source,
+measured by losscheck.compat (A002-A004) on the framework loss's own runtime."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from losscheck.audit.discover import discover
+from losscheck.frameworks import installed
+
+SOURCE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import keras
+
+criterion = nn.CrossEntropyLoss()
+
+
+def focal(logits, targets):
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(p, targets, reduction="none")
+    return (ce * (1 - p) ** 2).mean()
+
+
+def through_two_names(logits, y):
+    probs = logits.softmax(dim=1)
+    scores = probs
+    return criterion(scores, y)
+
+
+def right_pairing(logits, target_dist):
+    return F.kl_div(F.log_softmax(logits, dim=-1), target_dist, reduction="batchmean")
+
+
+def clamped_after(logits, y):
+    p = torch.sigmoid(logits)
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return F.binary_cross_entropy(p, y)
+
+
+def other_scope(logits, y):
+    return F.cross_entropy(logits, y)
+
+
+def sets_p(z):
+    logits = torch.softmax(z, 1)
+    return logits
+
+
+def keras_flag(y_true, z):
+    return keras.losses.categorical_crossentropy(y_true, keras.ops.softmax(z), from_logits=True)
+
+
+def keras_keyword(y_true, z):
+    return keras.losses.categorical_crossentropy(y_true=y_true, y_pred=keras.ops.softmax(z))
+'''
+
+
+@pytest.fixture
+def info(tmp_path):
+    path = tmp_path / "fed.py"
+    path.write_text(textwrap.dedent(SOURCE))
+    return {c.name: c for c in discover(str(path)).candidates}
+
+
+def fed(c) -> list[tuple[int, str, dict]]:
+    return [(m["line"], m["activation"], m["params"]) for m in c.models if m.get("kind") == "argument"]
+
+
+def test_an_activation_reaching_the_prediction_argument_is_found(info):
+    assert fed(info["F.binary_cross_entropy_with_logits"]) == [(12, "sigmoid", {"reduction": "none"})]
+    assert "p (torch.sigmoid(logits) at line 11)" in info["F.binary_cross_entropy_with_logits"].models[0]["argument"]
+    # through a variable assigned from another variable, to an nn.Module instance
+    (site,) = [m for m in info["criterion"].models if m.get("kind") == "argument"]
+    assert (site["line"], site["activation"]) == (19, "softmax") \
+        and site["argument"] == "scores (logits.softmax(dim=1) at line 17)"
+    assert fed(info["F.kl_div"]) == [(23, "log_softmax", {"reduction": "batchmean"})]
+
+
+def test_keras_prediction_is_the_second_argument_or_y_pred_and_each_site_keeps_its_flags(info):
+    sites = fed(info["keras.losses.categorical_crossentropy"])
+    assert sites == [(42, "softmax", {"from_logits": True}), (46, "softmax", {})]
+
+
+def test_no_activation_is_claimed_where_the_argument_is_not_an_activation_output(info):
+    assert fed(info["F.binary_cross_entropy"]) == []      # reassigned after the sigmoid
+    # a name assigned from softmax in another function is not this call's argument
+    assert fed(info["F.cross_entropy"]) == []
+
+
+def test_a_variable_holding_a_loss_value_is_not_a_framework_loss(info):
+    assert "ce" not in info and "criterion" in info
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+def test_audit_measures_the_fed_activation(tmp_path):
+    from tests.test_audit import audit, entry, findings
+
+    path = tmp_path / "fed_torch.py"
+    path.write_text(textwrap.dedent(SOURCE).replace("import keras\n", "\n").split("def keras_flag")[0])
+    _, doc, _ = audit(tmp_path / "r.json", path, "--examples", "3")
+    bce = findings(entry(doc, "F.binary_cross_entropy_with_logits"))["A002"]
+    assert bce["status"] == "warn" and "line 12 passes p (torch.sigmoid(logits) at line 11), a sigmoid output" \
+        in bce["message"] and "expects none" in bce["message"]
+    assert "A002" in findings(entry(doc, "criterion"))
+    kl = entry(doc, "F.kl_div")
+    assert kl["status"] == "pass" and [c["status"] for c in kl["checks"] if c["check"] == "activation"] == ["pass"]
