@@ -108,3 +108,81 @@ def test_audit_measures_the_fed_activation(tmp_path):
     assert "A002" in findings(entry(doc, "criterion"))
     kl = entry(doc, "F.kl_div")
     assert kl["status"] == "pass" and [c["status"] for c in kl["checks"] if c["check"] == "activation"] == ["pass"]
+
+
+# ---- a user's loss that is a framework classification loss inside ------------------------------------
+
+KERAS_SOURCE = '''
+import keras
+from keras import ops
+
+
+class SmoothedCCE(keras.losses.Loss):
+    def __init__(self, smoothing=0.1, **kw):
+        super().__init__(**kw)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        n = ops.shape(y_true)[-1]
+        y_true = y_true * (1 - self.smoothing) + self.smoothing / n
+        return keras.losses.categorical_crossentropy(y_true, ops.softmax(y_pred))
+
+
+def weighted_bce(y_true, y_pred):
+    """y_true: binary (N, 1), y_pred: probabilities (N, 1)."""
+    return 2.0 * keras.losses.binary_crossentropy(y_true, y_pred)
+
+
+model = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
+model.compile(loss=SmoothedCCE(), optimizer="adam")
+'''
+
+
+@pytest.fixture
+def keras_info(tmp_path):
+    path = tmp_path / "keras_body.py"
+    path.write_text(textwrap.dedent(KERAS_SOURCE))
+    return path, discover(str(path))
+
+
+def test_the_framework_loss_a_body_calls_on_its_arguments_is_recorded(keras_info):
+    _, info = keras_info
+    by_name = {c.name: c for c in info.candidates}
+    (body,) = by_name["SmoothedCCE"].body_losses
+    # the smoothed y_true is still the y_true argument; y_pred reaches the loss through a softmax
+    assert body == {"id": "keras.losses.categorical_crossentropy", "params": {}, "prediction": "y_pred",
+                    "target": "y_true", "activation": "softmax", "line": 14}
+    # compile(loss=SmoothedCCE()) is the class, audited once, paired with the model
+    assert not any(c.name.startswith("compile(") for c in info.candidates)
+    assert [m["name"] for m in by_name["SmoothedCCE"].models] == ["model"]
+    # the model is compiled with SmoothedCCE: not "the only model in the file" of binary_crossentropy
+    assert by_name["keras.losses.binary_crossentropy"].models == []
+
+
+def test_inputs_follow_the_framework_loss_in_the_body(keras_info):
+    from losscheck.audit.infer import plans
+
+    _, info = keras_info
+    c = {c.name: c for c in info.candidates}["SmoothedCCE"]
+    first = plans(c.params, [], body_losses=c.body_losses, framework="keras")[0]
+    assert first.label == "prediction logits (N, C), target onehot (N, C)"
+    # "probabilities (N, 1)" is one sigmoid output per sample, not a softmax over one class
+    bce = {c.name: c for c in info.candidates}["weighted_bce"]
+    (only,) = plans(bce.params, [], doc=bce.doc, framework="keras")
+    assert only.label == "prediction unit (N, 1), target binary (N, 1)"
+
+
+@pytest.mark.skipif(not installed("keras-tensorflow"), reason="TensorFlow/Keras is not installed")
+def test_a_model_ending_in_softmax_trained_with_a_loss_that_applies_softmax_is_a002(keras_info, tmp_path):
+    from tests.test_audit import audit, entry, findings
+
+    path, _ = keras_info
+    _, doc, _ = audit(tmp_path / "r.json", path, "--examples", "3")
+    smoothed = entry(doc, "SmoothedCCE")
+    assert smoothed["inputs"]["y_pred"]["domain"] == "logits" and smoothed["inputs"]["y_true"]["domain"] == "onehot"
+    a002 = findings(smoothed)["A002"]
+    assert "SmoothedCCE (which applies softmax before keras.losses.categorical_crossentropy at line 14) expects " \
+           "none: floor 0.744" in a002["message"]
+    assert set(findings(smoothed)) == {"A002"}   # no G001 from off-simplex "reals" targets
+    assert entry(doc, "weighted_bce")["status"] == "pass"
+    assert entry(doc, "keras.losses.binary_crossentropy")["status"] == "pass"

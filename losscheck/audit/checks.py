@@ -198,7 +198,7 @@ def _audit(s: Subject, opts: Options, entry: dict, evaluator: Evaluator) -> None
     try:
         hypotheses = plans(s.params, [p for p in s.ctor_params if p not in scalar_defaults(s.ctor_params)],
                            doc=s.doc, annotations=s.annotations, override=override, override_source=source,
-                           framework=s.framework)
+                           framework=s.framework, body_losses=c.get("body_losses"))
     except InputsError as exc:
         entry["checks"].append(result("inputs", "skip", f"{exc}"))
         return
@@ -253,6 +253,9 @@ def _audit(s: Subject, opts: Options, entry: dict, evaluator: Evaluator) -> None
                                          lambda: _user_symmetric(probe))
     if ident is not None and ident.spec_id and c.get("models"):
         entry["checks"] += static.pairing(ident.spec_id, ident.params, c["models"])
+    elif c.get("models") and c.get("body_losses") and plan.by_role("prediction") and plan.by_role("target"):
+        entry["checks"] += static.through_body(c["name"], c["body_losses"], plan.by_role("prediction")[0].name,
+                                               plan.by_role("target")[0].name, c["models"])
     for ch in entry["checks"]:
         arrays = ch["details"].pop("_arrays", None)
         if ch["status"] in ("fail", "warn") and not ch.get("repro"):

@@ -71,6 +71,8 @@ class Candidate:
     aliases: list[str] = field(default_factory=list)   # other names it is called by (instances, compile)
     call_sites: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)   # models paired with this loss (activation check)
+    #: framework losses its body calls on its own parameters: {id, params, prediction, target, activation}
+    body_losses: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -383,7 +385,8 @@ def _function_candidate(node, factories) -> Candidate | None:
     if not (has_pair or variadic or (loss_named and (any(roles) or len(required) >= 2))):
         return None
     c = Candidate(node.name, node.lineno, "function", {"global": node.name}, params=pos,
-                  doc=ast.get_docstring(node) or "", annotations=_annotations(node), declared=declared)
+                  doc=ast.get_docstring(node) or "", annotations=_annotations(node), declared=declared,
+                  body_losses=body_losses(node, pos))
     if node.name in factories:
         c.skip = "a factory: it returns the loss function (audited where the file calls it at module level)"
     elif set(p.lower() for p in required) & OBJECTIVE_PARAMS:
@@ -424,7 +427,7 @@ def _class_candidate(node: ast.ClassDef) -> tuple[Candidate | None, dict | None]
     kind = "keras loss class" if keras_loss else ("torch module" if torch_module else "class")
     c = Candidate(node.name, node.lineno, kind, {"global": node.name}, params=pos, ctor_params=ctor,
                   doc=(ast.get_docstring(call) or ast.get_docstring(node) or ""), annotations=_annotations(call),
-                  declared=_declared(node.decorator_list))
+                  declared=_declared(node.decorator_list), body_losses=body_losses(call, pos))
     return c, None
 
 
@@ -522,6 +525,12 @@ def _compile_candidate(expr, call: ast.Call, source: str, by_name, instances) ->
                 target.models.append({"name": model, "via": "compile"})
             return None
         return Candidate(f"compile(loss={expr.id}) line {line}", line, "compile", {"expr": expr.id}, notes=[note])
+    if isinstance(expr, ast.Call) and not (expr.args or expr.keywords) and dotted(expr.func) in by_name:
+        target = by_name[dotted(expr.func)]   # compile(loss=MyLoss()): the class audited with its defaults
+        target.notes.append(note)
+        if model:
+            target.models.append({"name": model, "via": "compile"})
+        return None
     if isinstance(expr, ast.Call):
         fid = framework_loss_id(dotted(expr.func))
         if fid is not None:
@@ -533,7 +542,7 @@ def _compile_candidate(expr, call: ast.Call, source: str, by_name, instances) ->
     params = _params(expr)[0] if isinstance(expr, ast.Lambda) else []
     kind = "lambda" if isinstance(expr, ast.Lambda) else "compile"
     return Candidate(f"compile(loss={kind}) line {line}", line, kind, {"expr": text}, params=params,
-                     notes=[note, f"loss={text}"[:300]])
+                     notes=[note, f"loss={text}"[:300]], models=[{"name": model, "via": "compile"}] if model else [])
 
 
 # ---- call sites and model pairing -------------------------------------------------------------------
@@ -643,10 +652,7 @@ def _activation_fed(call: ast.Call, builtin: str, scopes, source: str) -> dict |
     directly (``F.cross_entropy(F.softmax(z, 1), y)``) or through a variable assigned in the same
     function (``p = torch.sigmoid(z)`` ... ``F.binary_cross_entropy_with_logits(p, y)``), as a
     "model" for :func:`~.static.pairing`; None when the argument is not seen to be activated."""
-    arg = next((kw.value for kw in call.keywords if kw.arg in _PREDICTION_KEYWORDS), None)
-    if arg is None:
-        index = 1 if builtin.startswith("keras.") else 0
-        arg = call.args[index] if len(call.args) > index else None
+    arg = _argument(call, 1 if builtin.startswith("keras.") else 0, _PREDICTION_KEYWORDS)
     if arg is None:
         return None
     text = ast.get_source_segment(source, arg) or ast.unparse(arg)
@@ -671,6 +677,62 @@ def _activation_fed(call: ast.Call, builtin: str, scopes, source: str) -> dict |
             "via": f"call at line {call.lineno}", "params": params}
 
 
+def body_losses(fn, params: list[str]) -> list[dict]:
+    """The framework losses ``fn`` calls with one of its parameters as the prediction and another as
+    the target (through an activation, variables and arithmetic: ``y_true * (1 - s) + s / n``)."""
+    assigns = sorted(((n.lineno, n.targets[0].id, n.value) for n in ast.walk(fn)
+                      if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)),
+                     key=lambda item: item[0])
+    out = []
+    for call in ast.walk(fn):
+        if not isinstance(call, ast.Call):
+            continue
+        func = dotted(call.func)
+        fid = framework_loss_id(func) if func else None
+        short = func.rsplit(".", 1)[-1] if func else ""
+        if fid is None or (short[:1].isupper() and short not in KERAS_UPPER):   # a class: built, not called
+            continue
+        keras = fid.startswith("keras.")
+        pred_expr = _argument(call, 1 if keras else 0, _PREDICTION_KEYWORDS)
+        target_expr = _argument(call, 0 if keras else 1, ("target", "y_true", "labels", "targets", "log_targets"))
+        if pred_expr is None or target_expr is None:
+            continue
+        pred, act = _parameter_behind(pred_expr, params, assigns, call.lineno)
+        target, _ = _parameter_behind(target_expr, params, assigns, call.lineno)
+        if pred is not None and target is not None and pred != target:
+            out.append({"id": fid, "params": {kw.arg: _literal(kw.value) for kw in call.keywords
+                                              if kw.arg and _literal(kw.value) is not None},
+                        "prediction": pred, "target": target, "activation": act, "line": call.lineno})
+    return out
+
+
+def _argument(call: ast.Call, index: int, keywords) -> ast.AST | None:
+    found = next((kw.value for kw in call.keywords if kw.arg in keywords), None)
+    if found is None and len(call.args) > index:
+        found = call.args[index]
+    return found
+
+
+def _parameter_behind(expr, params, assigns, line) -> tuple[str | None, str | None]:
+    """(the one parameter ``expr`` is computed from, the softmax/log_softmax/sigmoid applied on the
+    way), following assignments made before ``line``; (None, None) when it is not one parameter."""
+    act = None
+    for _ in range(4):
+        if isinstance(expr, ast.Call) and expr.args and _activation_of_call(expr, {}) in _FED_ACTIVATIONS:
+            act = act or _activation_of_call(expr, {})
+            expr = expr.args[0]
+            continue
+        if isinstance(expr, ast.Name) and expr.id not in params:
+            before = [v for ln, name, v in assigns if name == expr.id and ln < line]
+            if not before:
+                return None, None
+            expr = before[-1]
+            continue
+        break
+    names = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name) and n.id in params}
+    return (names.pop(), act) if len(names) == 1 else (None, None)
+
+
 def _source_of(node, source: str) -> str:
     return (ast.get_source_segment(source, node) or ast.unparse(node))[:80]
 
@@ -682,6 +744,8 @@ def _pair_models(cands, models, tree):
     # a model class and its instance are one model
     instanced = {m["kind"].removeprefix("instance of ") for m in models if m["kind"].startswith("instance of ")}
     models = [m for m in models if not (m["kind"] == "class" and m["name"] in instanced)]
+    # a model compiled with (or called into) one loss is not another loss's model by default
+    named = {ref["name"] for c in cands for ref in c.models if ref.get("kind") != "argument"}
     for c in cands:
         paired = []
         for ref in c.models:
@@ -691,6 +755,6 @@ def _pair_models(cands, models, tree):
             m = by_name.get(ref["name"])
             if m is not None and m not in paired:
                 paired.append({**m, "via": ref.get("via", "")})
-        if not paired and len(models) == 1 and c.builtin:
+        if not paired and len(models) == 1 and c.builtin and models[0]["name"] not in named:
             paired = [{**models[0], "via": "the only model in the file"}]
         c.models = paired

@@ -195,11 +195,11 @@ _DOMAIN_WORDS = [("one-hot", "onehot"), ("onehot", "onehot"), ("one hot", "oneho
 
 
 def _shape_from(text: str) -> tuple[str, ...] | None:
-    m = re.search(r"[\(\[]\s*([A-Za-z_]\w*(?:\s*[, ]\s*[A-Za-z_]\w*)*)\s*,?\s*[\)\]]", text)
+    m = re.search(r"[\(\[]\s*([A-Za-z_]\w*(?:\s*[, ]\s*(?:[A-Za-z_]\w*|[1-9]\d*))*)\s*,?\s*[\)\]]", text)
     if not m:
         return None
     words = [w for w in re.split(r"[,\s]+", m.group(1)) if w]
-    dims = tuple(_DIM_WORDS.get(w.lower()) for w in words)
+    dims = tuple(w if w.isdigit() else _DIM_WORDS.get(w.lower()) for w in words)
     return dims if all(dims) else None
 
 
@@ -274,12 +274,41 @@ def _name_pair(pred: str, target: str | None) -> list[tuple]:
     return []
 
 
+#: the catalog pairings' target builders (losscheck.catalog.pairings) as input domains and shapes
+_TARGET_BUILDERS = {"_one_hot": ("onehot", ("N", "C")), "_index": ("labels", ("N",)), "_index_float": ("labels", ("N",)),
+                    "_binary": ("binary", ("N", "D")), "_binary_int": ("binary", ("N", "D")),
+                    "_distribution": ("probs", ("N", "C")), "_log_distribution": ("log_probs", ("N", "C"))}
+_EXPECTED_DOMAIN = {"none": "logits", "softmax": "probs", "sigmoid": "unit", "log_softmax": "log_probs"}
+
+
+def _body_pair(body_losses: list[dict], pred: str, target: str | None) -> list[tuple]:
+    """The documented inputs of the first classification loss the body calls with ``pred`` and
+    ``target``: ``categorical_crossentropy(y_true, ops.softmax(y_pred))`` makes y_pred logits and
+    y_true one-hot rows."""
+    from ..catalog.pairings import for_spec
+
+    for b in body_losses:
+        variants = for_spec(b["id"])
+        if (b["prediction"], b["target"]) != (pred, target) or not variants:
+            continue
+        _, pair = next(((pv, pr) for pv, pr in variants if all(b["params"].get(k, v) == v for k, v in pv.items())),
+                       variants[0])
+        built = _TARGET_BUILDERS.get(next(iter(pair.targets.values())).__name__)
+        if built is None:
+            continue
+        dom = "logits" if b["activation"] else _EXPECTED_DOMAIN[pair.expects]
+        shape = ("N", "D") if pair.binary else ("N", "C")
+        return [(dom, shape, built[0], built[1] if not pair.binary else shape)]
+    return []
+
+
 def plans(params: list[str], ctor_params: list[str], *, doc: str = "", annotations: dict | None = None,
           override: dict[str, tuple[str, tuple]] | None = None, override_source: str = "--inputs",
-          framework: str | None = None) -> list[Plan]:
+          framework: str | None = None, body_losses: list[dict] | None = None) -> list[Plan]:
     """Input hypotheses for a loss with call parameters ``params`` (required ones, in order) and
     required constructor parameters ``ctor_params``, most likely first. An override fixes the
-    named arguments; the rest are still inferred."""
+    named arguments; the rest are still inferred. ``body_losses``: the framework losses the loss's
+    body calls on its parameters (``discover.body_losses``), whose documented inputs come first."""
     override = dict(override or {})
     unknown = set(override) - set(params) - set(ctor_params)
     if unknown:
@@ -311,12 +340,15 @@ def plans(params: list[str], ctor_params: list[str], *, doc: str = "", annotatio
                 explicit[role] = (*override[p], override_source)
             elif p in hint and "domain" in hint[p]:
                 dom = hint[p]["domain"]
-                explicit[role] = (dom, hint[p].get("shape") or (("N",) if dom == "labels" else ("N", "C")),
-                                  hint[p]["source"])
+                shape = hint[p].get("shape") or (("N",) if dom == "labels" else ("N", "C"))
+                if shape[-1] == "1":   # "probabilities (N, 1)": one sigmoid output per sample, not a softmax
+                    dom = {"probs": "unit", "onehot": "binary"}.get(dom, dom)
+                explicit[role] = (dom, shape, hint[p]["source"])
         if len(explicit) == 2:
             hypotheses = [(explicit["prediction"][:2] + explicit["target"][:2])]
         else:
-            hypotheses = _name_pair(pred, target) + [h for h in PAIR_HYPOTHESES if h not in _name_pair(pred, target)]
+            first = _body_pair(body_losses or [], pred, target) + _name_pair(pred, target)
+            hypotheses = list(dict.fromkeys(first + PAIR_HYPOTHESES))
             if explicit:
                 role, (dom, shp, _) = next(iter(explicit.items()))
                 hypotheses = [h for h in hypotheses if (h[0], h[1]) == (dom, shp) or (h[2], h[3]) == (dom, shp)

@@ -42,8 +42,33 @@ def call_sites(sites: list[dict], expected: list[str | None], loss_title: str,
     return out
 
 
-def pairing(spec_id: str, params: dict, models: list[dict]) -> list[dict]:
-    """The model's last activation against the activation the loss documents."""
+def through_body(name: str, body_losses: list[dict], pred: str, target: str, models: list[dict]) -> list[dict]:
+    """A user's loss that is a framework classification loss on its own arguments (found in its
+    body, ``discover.body_losses``): the models trained with it against what that loss expects
+    after the activation the body applies itself (``categorical_crossentropy(y_true,
+    ops.softmax(y_pred))`` takes raw scores: a model ending in softmax applies it twice)."""
+    from ..catalog.pairings import for_spec
+
+    for b in body_losses:
+        variants = for_spec(b["id"])
+        if (b["prediction"], b["target"]) != (pred, target) or not variants:
+            continue
+        params = {k: v for k, v in b["params"].items() if v is not None}
+        title = f"{name} (through {b['id']} at line {b['line']})"
+        if b["activation"]:
+            chosen = next((pv for pv, pr in variants if all(params.get(k, v) == v for k, v in pv.items())), None)
+            raw = next((pv for pv, pr in variants if pr.expects == "none"), None)
+            expected = next((pr.expects for pv, pr in variants if pv == chosen), None)
+            if raw is None or expected != b["activation"]:
+                return []   # a mismatch inside the body is the framework loss's own call-site finding
+            params, title = dict(raw), f"{name} (which applies {b['activation']} before {b['id']} at line {b['line']})"
+        return pairing(b["id"], params, models, title=title)
+    return []
+
+
+def pairing(spec_id: str, params: dict, models: list[dict], title: str | None = None) -> list[dict]:
+    """The model's last activation against the activation the loss documents (``title``: how the
+    loss is named in the messages, by default its id and setting)."""
     from ..catalog.pairings import for_spec
 
     variants = for_spec(spec_id)
@@ -61,20 +86,21 @@ def pairing(spec_id: str, params: dict, models: list[dict]) -> list[dict]:
             what = f"line {m['line']} passes {m['argument']}, a {act} output, as the prediction"
         else:
             what = f"model {m['name']} (line {m['line']}, {m.get('via') or 'in the file'}) ends in {act}"
+        loss = title or f"{spec_id}{_setting(params_v)}"
         if act == pair.expects:
-            out.append(result("activation", "pass", f"{what}: the documented pairing for {spec_id}"
-                              f"{_setting(params_v)}", details={"model": m["name"], "activation": act}))
+            out.append(result("activation", "pass", f"{what}: the documented pairing for {loss}",
+                              details={"model": m["name"], "activation": act}))
             continue
         effect = _measure(spec_id, params_v, pair, act)
         if effect is None:
-            out.append(result("activation", "warn", f"{what}, but {spec_id}{_setting(params_v)} expects {pair.expects}",
+            out.append(result("activation", "warn", f"{what}, but {loss} expects {pair.expects}",
                               "A003", {"model": m["name"], "activation": act, "expects": pair.expects}))
             continue
         from ..compat import effect_code
 
         code = effect_code(effect)
         status = {"ok": "pass", "warn": "warn", "wrong": "fail"}[effect.verdict]
-        out.append(result("activation", status, f"{what}, but {spec_id}{_setting(params_v)} expects {pair.expects}: "
+        out.append(result("activation", status, f"{what}, but {loss} expects {pair.expects}: "
                           f"{effect.describe()}", code, {"model": m["name"], "activation": act,
                                                          "expects": pair.expects, "verdict": effect.verdict}))
     return out
