@@ -23,7 +23,7 @@ from .pytest_plugin import CATALOG_MARKER, MARKER, ROWS, SETTINGS, VERSIONS, Set
 FAILING = ("fail", "xpass", "error")
 #: keyword arguments of the fixture and the marker; the marker's other keywords are loss parameters
 CHECK_ARGUMENTS = ("reference", "inputs", "properties", "dtypes", "devices", "examples", "params", "framework",
-                   "name")
+                   "name", "ranks", "where")
 DEFAULT_PROPERTIES = ("value", "gradient")
 ITEM_ROWS = pytest.StashKey[list]()
 
@@ -75,16 +75,18 @@ class Checker:
                  properties: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
                  devices: Iterable[str] | None = None, examples: int | None = None,
                  params: Mapping[str, Any] | None = None, framework: str | None = None,
-                 name: str | None = None) -> list[dict]:
+                 name: str | None = None, ranks: Mapping[str, int] | None = None,
+                 where: Callable[[dict], bool] | None = None) -> list[dict]:
         """Check ``fn`` against catalog entry ``reference``'s oracle: ``properties`` (default value and
         gradient, and compiled for JAX losses and Keras losses on JAX or TensorFlow) x ``dtypes`` x
         ``devices`` (default: the session's options), ``examples`` hypothesis
-        examples per check. Arguments left out come from the test's ``@pytest.mark.losscheck``, then
+        examples per check; ``ranks`` ({argument: number of dimensions}) checks only the reference's
+        draws of those ranks, ``where`` ({argument: NumPy array} -> bool) only the draws it accepts. Arguments left out come from the test's ``@pytest.mark.losscheck``, then
         from the session's options. Fails the test if a check fails; returns the result rows."""
         __tracebackhide__ = True
         given = {k: v for k, v in dict(reference=reference, inputs=inputs, properties=properties, dtypes=dtypes,
                                        devices=devices, examples=examples, params=params, framework=framework,
-                                       name=name).items() if v is not None}
+                                       name=name, ranks=ranks, where=where).items() if v is not None}
         rows, context = check_user_loss(self.node, fn, {**marker_arguments(self.node), **given})
         conclude(rows, context, pytrace=True)
         return rows
@@ -102,7 +104,7 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     """Run the checks ``args`` ask for on ``fn``, recorded on the session: (rows, the context a
     failure message needs)."""
     __tracebackhide__ = True
-    from .userloss import UsageError, check_callable, received_inputs, spec_for
+    from .userloss import UsageError, check_callable, rank_hint, received_inputs, spec_for
 
     settings = node.config.stash[SETTINGS]
     args = {k: v for k, v in args.items() if v is not None}
@@ -115,7 +117,8 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     common = dict(name=label, framework=args.get("framework"), params=args.get("params"), inputs=args.get("inputs"))
     rows: list[dict] = []
     try:
-        spec = spec_for(fn, reference, **common)
+        narrow = dict(ranks=args.get("ranks"), where=args.get("where"))
+        spec = spec_for(fn, reference, **narrow, **common)
         properties = _list(args.get("properties"), user_default_properties(spec.runtimes[0]))
         for device in devices:
             missing = device_missing(spec.runtimes[0], device)
@@ -123,7 +126,9 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
                 rows += [_skipped(spec, p, d, device, settings.seed, missing) for p in properties for d in dtypes]
             else:
                 rows += check_callable(fn, reference, properties=properties, dtypes=dtypes, examples=examples,
-                                       seed=settings.seed, device=device, **common)
+                                       seed=settings.seed, device=device, **narrow, **common)
+        if not args.get("ranks"):
+            _hint_ranks(rows, lambda row: rank_hint(row, fn, label, reference, common["inputs"]))
     except UsageError as exc:
         raise LosscheckFailure(f"losscheck could not check {label} against {reference}: {exc}") from None
     replay = pytest_command(node, settings, examples_given="examples" in args)
@@ -141,6 +146,27 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
             row["repro"] = replay  # `losscheck check NAME` cannot load a user's function; the test can
     record(node, rows)
     return rows, context
+
+
+def _hint_ranks(rows: list[dict], hint: Callable[[dict], str]) -> None:
+    """A user loss that raised on a rank the reference draws beside others (an (N, C) loss fed
+    torch's unbatched (C,) CrossEntropyLoss input): its X001 causes say how to pass ranks=."""
+    found: dict[tuple, str] = {}
+    for row in rows:
+        if row["status"] == "fail" and row.get("code") == "X001" and isinstance(row.get("input"), dict):
+            key = tuple((k, len(getattr(v, "shape", ())) if hasattr(v, "shape") else _rank(v))
+                        for k, v in row["input"].items())
+            if key not in found:
+                found[key] = hint(row)
+            if found[key]:
+                row["message"] = f"{row['message']} ({found[key]})"
+
+
+def _rank(value) -> int:
+    rank = 0
+    while isinstance(value, (list, tuple)):
+        rank, value = rank + 1, (value[0] if value else None)
+    return rank
 
 
 def checked_arguments(args: Mapping[str, Any], settings: Settings) -> tuple[int, tuple[str, ...], tuple[str, ...]]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass, replace
+from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
 
 from .catalog.spec import Arg, Case, LossSpec
 
@@ -187,12 +190,17 @@ def _input_wrap(ref: LossSpec, runtime: str):
 
 def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None, framework: str | None = None,
              params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
-             context: Mapping[str, str] | None = None, factory_kwargs: Mapping[str, Any] | None = None) -> LossSpec:
+             context: Mapping[str, str] | None = None, factory_kwargs: Mapping[str, Any] | None = None,
+             ranks: Mapping[str, int] | None = None, where: Callable[[dict], bool] | None = None) -> LossSpec:
     """A LossSpec that checks ``fn`` against ``reference``'s oracle with pinned hyper-parameters.
 
     ``context`` ({constructor argument: reference parameter}) makes ``fn`` a class (or factory) that
     takes context tensors (a mask, per-sample weights, an adjacency matrix): each evaluation builds
-    ``fn(**{arg: tensor of that parameter}, **factory_kwargs)`` from the drawn case and calls it."""
+    ``fn(**{arg: tensor of that parameter}, **factory_kwargs)`` from the drawn case and calls it.
+    ``ranks`` ({argument, the user's name or the reference's: number of dimensions}) keeps only the
+    reference's draws of those ranks: a loss written for (N, C) logits is not fed torch's unbatched
+    (C,) or (N, C, d1) forms of ``CrossEntropyLoss``. ``where(inputs)`` ({reference argument: NumPy
+    array} -> bool) keeps only the draws it accepts (``lambda x: (x["target"] != -100).all()``)."""
     ref = reference if isinstance(reference, LossSpec) else reference_spec(reference)
     reference = ref.id if isinstance(reference, LossSpec) else reference  # a derived spec (an averaged oracle)
     framework = framework or detect_framework(fn) or ref.framework
@@ -216,8 +224,20 @@ def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None
                        fixed={**ref.draw.fixed, **pinned})
     taken = {a.name for a in args}
 
+    want = _wanted_ranks(ranks, ref, reference, args, keywords, base_draw)
+    if where is not None and not any(where(dict(c.inputs)) and all(np.ndim(c.inputs[a]) == r for a, r in want.items()
+                                                                   if a in c.inputs) for c in _sampled(base_draw)):
+        raise UsageError(f"where= accepts none of {reference}'s first 40 draws" + (f" of ranks {ranks}" if want else "")
+                         + "; it receives {argument: NumPy array} with the reference's argument names "
+                         f"({', '.join(a.name for a in ref.args)})")
+
     def draw(data) -> Case:
         case = base_draw(data)
+        if (want and any(np.ndim(case.inputs[a]) != r for a, r in want.items() if a in case.inputs)) or (
+                where is not None and not where(dict(case.inputs))):
+            from hypothesis import reject
+
+            reject()
         # parameters the reference's inputs draw (class weights, pos_weight) are the user loss's
         # documented defaults too, unless given: nn.BCELoss() has no weight
         drawn = {k: defaults[k] for k in case.params if k in defaults and k not in space}
@@ -248,18 +268,77 @@ def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None
                    notes=f"user loss checked against {reference}")
 
 
+def _wanted_ranks(ranks, ref: LossSpec, reference: str, args, keywords: Mapping[str, str], draw) -> dict[str, int]:
+    """``ranks`` as {reference argument: rank}, checked against what the reference draws."""
+    if not ranks:
+        return {}
+    by_user = {keywords.get(a.name, a.name): a.name for a in args}
+    out = {}
+    for name, rank in ranks.items():
+        arg = by_user.get(name, name if name in {a.name for a in args} else None)
+        if arg is None:
+            raise UsageError(f"ranks= names {name!r}, not an argument of the loss as bound to {reference} "
+                             f"({', '.join(by_user)})")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise UsageError(f"ranks={{{name!r}: {rank!r}}}: a rank is a number of dimensions (0, 1, 2, ...)")
+        out[arg] = rank
+    drawn = drawn_ranks(draw)
+    for arg, rank in out.items():
+        if rank not in drawn.get(arg, ()):
+            shown = ", ".join(map(str, sorted(drawn.get(arg, ())))) or "none"
+            raise UsageError(f"{reference} draws {arg} of rank {shown}; ranks= asks for {rank}")
+    return out
+
+
+def _sampled(draw, examples: int = 40) -> list[Case]:
+    from .strategies import sample
+
+    return sample(draw, examples)
+
+
+def drawn_ranks(draw, examples: int = 40) -> dict[str, Counter]:
+    """{argument: how often each rank comes up} over ``examples`` derandomised cases of a draw."""
+    out: dict[str, Counter] = {}
+    for case in _sampled(draw, examples):
+        for k, v in case.inputs.items():
+            out.setdefault(k, Counter())[int(np.ndim(v))] += 1
+    return out
+
+
+def rank_hint(row: dict, fn: Callable, fn_name: str, reference: str, inputs: Mapping[str, str] | None = None) -> str:
+    """For a user loss that raised (X001) on an input of a rank the reference draws beside others:
+    how to check only the ranks the loss takes; "" otherwise."""
+    if row.get("code") != "X001" or not isinstance(row.get("input"), dict):
+        return ""
+    ref = reference_spec(reference)
+    keywords = _bind(fn, ref, inputs)[1]
+    drawn = drawn_ranks(ref.draw)
+    for arg, value in row["input"].items():
+        rank = int(np.ndim(value))
+        others = sorted((r for r in drawn.get(arg, ()) if r != rank), key=lambda r: (abs(r - rank), r))
+        if others:
+            user = keywords.get(arg, arg)
+            whose = f"its {arg}" + (f", {fn_name}'s {user}," if user != arg else "")
+            ranks = sorted(drawn[arg])
+            listed = ", ".join(map(str, ranks[:-1])) + f" or {ranks[-1]}"
+            return (f"{reference} draws {whose} with {listed} dimensions; this one has {rank}. If {fn_name} takes "
+                    f"only some of them, pass ranks=, e.g. ranks={{{user!r}: {others[0]}}}")
+    return ""
+
+
 def check_callable(fn: Callable, reference: str | LossSpec, *, properties: Iterable[str] = ("value", "gradient"),
                    dtypes: Iterable[str] = ("float64", "float32"), examples: int = 50, seed: int = 0,
                    device: str = "cpu", name: str | None = None, framework: str | None = None,
                    params: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
                    context: Mapping[str, str] | None = None,
-                   factory_kwargs: Mapping[str, Any] | None = None) -> list[dict]:
+                   factory_kwargs: Mapping[str, Any] | None = None, ranks: Mapping[str, int] | None = None,
+                   where: Callable[[dict], bool] | None = None) -> list[dict]:
     """Run ``properties`` x ``dtypes`` on ``fn`` in this process; one result row per check."""
     from .properties import NAMES
     from .runner import Task, run_check
 
     spec = spec_for(fn, reference, name=name, framework=framework, params=params, inputs=inputs,
-                    context=context, factory_kwargs=factory_kwargs)
+                    context=context, factory_kwargs=factory_kwargs, ranks=ranks, where=where)
     bad = [p for p in properties if p not in NAMES]
     if bad:
         raise UsageError(f"unknown property {bad[0]!r}; expected one of {', '.join(NAMES)}")

@@ -1,0 +1,94 @@
+"""``ranks=`` and ``where=``: checking a user's loss on the part of its reference's input space it
+is written for (an (N, C) label-smoothing cross-entropy against torch's CrossEntropyLoss, which also
+draws unbatched, K-dimensional, probability and ignored targets)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from losscheck.frameworks import installed
+from losscheck.strategies import sample
+from losscheck.userloss import UsageError, check_callable, spec_for
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+CE = "torch.nn.CrossEntropyLoss"
+NOT_IGNORED = {"ranks": {"logits": 2, "target": 1}, "where": lambda x: bool((x["target"] != -100).all())}
+
+
+def smoothed_ce(logits, target):
+    """Label smoothing 0.1 written out for (N, C) logits and (N,) class indices."""
+    import torch.nn.functional as F
+
+    logp = F.log_softmax(logits, dim=-1)
+    nll = -logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    return (0.9 * nll - 0.1 * logp.mean(dim=-1)).mean()
+
+
+def smoothed_ce_summed(logits, target):
+    """The usual slip: the smoothing term summed over the classes instead of averaged."""
+    import torch.nn.functional as F
+
+    logp = F.log_softmax(logits, dim=-1)
+    nll = -logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    return (0.9 * nll - 0.1 * logp.sum(dim=-1)).mean()
+
+
+def test_only_the_ranks_and_draws_asked_for_are_drawn():
+    spec = spec_for(smoothed_ce, CE, params={"label_smoothing": 0.1}, **NOT_IGNORED)
+    cases = sample(spec.draw, 30)
+    assert len(cases) == 30
+    assert {(c.inputs["input"].ndim, c.inputs["target"].ndim) for c in cases} == {(2, 1)}
+    assert all((c.inputs["target"] != -100).all() for c in cases)
+    # the reference's own draws have the other forms too
+    plain = sample(spec_for(smoothed_ce, CE, params={"label_smoothing": 0.1}).draw, 30)
+    assert {c.inputs["input"].ndim for c in plain} > {2}
+
+
+def test_an_nc_loss_fails_on_the_other_ranks_with_a_hint_and_passes_narrowed():
+    rows = check_callable(smoothed_ce, CE, params={"label_smoothing": 0.1}, properties=["value"],
+                          dtypes=["float64"], examples=10)
+    assert [r["code"] for r in rows] == ["X001"]
+    narrowed = check_callable(smoothed_ce, CE, params={"label_smoothing": 0.1}, examples=10, **NOT_IGNORED)
+    assert {r["status"] for r in narrowed} == {"pass"}
+
+
+def test_narrowing_does_not_hide_a_wrong_loss():
+    rows = check_callable(smoothed_ce_summed, CE, params={"label_smoothing": 0.1}, examples=10, **NOT_IGNORED)
+    assert {(r["property"], r["code"]) for r in rows} == {("value", "V001"), ("gradient", "G005")}
+
+
+@pytest.mark.parametrize("narrow, words", [
+    ({"ranks": {"scores": 2}}, "ranks= names 'scores', not an argument"),
+    ({"ranks": {"logits": 7}}, "draws input of rank 1, 2, 3, 4; ranks= asks for 7"),
+    ({"ranks": {"logits": "2"}}, "a rank is a number of dimensions"),
+    ({"where": lambda x: False}, "where= accepts none of torch.nn.CrossEntropyLoss's first 40 draws"),
+])
+def test_narrowing_that_cannot_be_met_is_a_usage_error(narrow, words):
+    with pytest.raises(UsageError, match=words.replace("(", r"\(")):
+        spec_for(smoothed_ce, CE, **narrow)
+
+
+def test_the_plugin_passes_ranks_and_where_and_hints_at_ranks(pytester):
+    pytester.makepyfile(test_narrow='''
+import torch.nn.functional as F
+
+def smoothed_ce(logits, target):
+    logp = F.log_softmax(logits, dim=-1)
+    nll = -logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    return (0.9 * nll - 0.1 * logp.mean(dim=-1)).mean()
+
+def test_whole_reference(losscheck):
+    losscheck(smoothed_ce, reference="torch.nn.CrossEntropyLoss", params={"label_smoothing": 0.1})
+
+def test_narrowed(losscheck):
+    losscheck(smoothed_ce, reference="torch.nn.CrossEntropyLoss", params={"label_smoothing": 0.1},
+              ranks={"logits": 2, "target": 1}, where=lambda x: (x["target"] != -100).all())
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--losscheck-examples", "5")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["E * cause: IndexError: * (torch.nn.CrossEntropyLoss draws its input, smoothed_ce's "
+                                 "logits, with 1, 2, 3 or 4 dimensions; this one has 1. If smoothed_ce takes only "
+                                 "some of them, pass ranks=, e.g. ranks={'logits': 2})"])
+
+
