@@ -78,3 +78,13 @@ def test_below_lower_bound_allows_the_rounding_slack():
     assert below_lower_bound(spec, case, np.array([-1e-15]), np.array([1.0]), 64 * 2.0 ** -52) is None
     f = below_lower_bound(spec, case, np.array([0.5, -1e-10]), np.array([1.0, 1.0]), 64 * 2.0 ** -52)
     assert f.code == "N002" and "-1e-10" in f.message and "minus" not in f.message
+
+
+def test_a_value_finding_prints_enough_digits_to_tell_the_two_values_apart():
+    from losscheck.properties.explain import _fmt_pair
+
+    # sigmoid then BCE against BCEWithLogitsLoss: 85 eps apart at 8.0, equal to nine digits
+    assert _fmt_pair(8.000335406143137, 8.000335406143212) == ("8.00033540614314", "8.00033540614321")
+    assert _fmt_pair(0.762461899, 0.693147181) == ("0.762461899", "0.693147181")
+    assert _fmt_pair(1.0, 1.0) == ("1", "1")
+    assert _fmt_pair(np.array([1.0, 2.0]), np.array([1.0, 2.5]))[1] == "[1.  2.5]"

@@ -24,6 +24,20 @@ def _fmt(x) -> str:
     return np.array2string(x, precision=6, threshold=8)
 
 
+def _fmt_pair(actual, expected) -> tuple[str, str]:
+    """Both values with enough digits to tell them apart (up to 17): "8.00033541" twice reads as a
+    false alarm when they differ in the 13th digit."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    if a.size != 1 or e.size != 1:
+        return _fmt(a), _fmt(e)
+    a, e = a.reshape(()).item(), e.reshape(()).item()
+    for digits in (9, 12, 15, 17):
+        sa, se = f"{a:.{digits}g}", f"{e:.{digits}g}"
+        if sa != se:
+            break
+    return sa, se
+
+
 def _close(actual, expected, scale, dtype, bound) -> bool:
     err = value_error(actual, expected, scale, dtype)
     return bool(np.all(~(err > bound)))
@@ -66,7 +80,8 @@ def below_lower_bound(spec, case, actual, scale, slack_per_scale: float, expecte
 def explain_value(spec, case, actual, ref, dtype, error, bound) -> Finding:
     expected, scale = np.asarray(ref.value), np.asarray(ref.scale)
     actual = np.asarray(actual)
-    base = f"framework {_fmt(actual)}, oracle {_fmt(expected)}; error {error:,.0f} eps, bound {bound:,.0f} eps"
+    shown, oracle = _fmt_pair(actual, expected)
+    base = f"framework {shown}, oracle {oracle}; error {error:,.0f} eps, bound {bound:,.0f} eps"
     kw = dict(error=error, bound=bound, case=case)
 
     if np.any(np.isfinite(expected) & ~np.isfinite(actual)):
