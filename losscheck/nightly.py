@@ -215,6 +215,7 @@ def cmd_nightly(args) -> int:
     tasks, selection = plan_tasks(args)
     if not tasks:
         raise _usage("nothing to check: the filters (or this shard) leave no check")
+    _check_output(args.output)
     history_path = None if args.no_history else args.history
     command = ["losscheck", *sys.argv[1:]]
     machine, git = json_report.machine_info(), json_report.commit_info()
@@ -324,6 +325,16 @@ def _finish(doc: dict, output: str, problems: list[str], *, strict: bool, elapse
 
 
 # ---- writing the report set -----------------------------------------------------------------------
+
+def _check_output(output: str) -> None:
+    """Refuse, before any check runs, a report directory that cannot be written (a nightly found that
+    out only after its last check). ``merge`` and ``report`` do no long work first: they need none."""
+    from .report.json_report import unwritable
+
+    why = unwritable(os.path.join(output, "report.json"))
+    if why:
+        raise _usage(f"--output {output}: {why}")
+
 
 def write_report_set(output: str, doc: dict, *, only: dict[str, str] | None = None, repro_dir: str | None = None,
                      specs: dict | None = None) -> list[str]:

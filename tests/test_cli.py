@@ -41,6 +41,16 @@ def test_an_unwritable_json_path_exits_2_in_one_line_before_any_check(tmp_path, 
     assert out.stderr.startswith("losscheck: error: --json ") and not out.stdout
 
 
+def test_an_unwritable_report_directory_exits_2_in_one_line_before_any_check(tmp_path):
+    """A nightly found an unwritable --output only after its last check: now before the first."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out_dir = str(blocker / "reports")   # under a regular file: no directory can be made there
+    out = losscheck("nightly", "--framework", "torch", "--examples", "1", "--no-history", "--output", out_dir, "-q")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert out.stderr.startswith(f"losscheck: error: --output {out_dir}: cannot write in") and not out.stdout
+
+
 def test_check_writes_a_versioned_json_report(tmp_path):
     pytest.importorskip("torch")
     report = tmp_path / "r.json"
