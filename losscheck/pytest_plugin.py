@@ -162,7 +162,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(reference=None, **params): check the loss the test returns (or passes to the "
                    "losscheck fixture) against a catalog reference, e.g. reference='torch.nn.MSELoss', "
-                   "reduction='sum'; also properties=, dtypes=, devices=, examples=, inputs=, framework=, ranks=, where=")
+                   "reduction='sum'; also properties=, dtypes=, devices=, examples=, inputs=, framework=, ranks=, where=, mean=")
     config.addinivalue_line("markers", f"{CATALOG_MARKER}(argname): set by losscheck.parametrize_catalog")
     config.stash[SETTINGS] = resolve_settings(config)
     config.stash[ROWS] = []
@@ -181,7 +181,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture
 def losscheck(request: pytest.FixtureRequest):
     """``losscheck(fn, reference=None, *, inputs=None, properties=None, dtypes=None, devices=None,
-    examples=None, params=None, framework=None, name=None, ranks=None, where=None)``: check ``fn``
+    examples=None, params=None, framework=None, name=None, ranks=None, where=None, mean=None)``: check ``fn``
     against the float64 oracle of catalog entry ``reference``; fails the test with the findings.
     Returns the result rows."""
     from .pytest_support import Checker

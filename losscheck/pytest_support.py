@@ -23,7 +23,7 @@ from .pytest_plugin import CATALOG_MARKER, MARKER, ROWS, SETTINGS, VERSIONS, Set
 FAILING = ("fail", "xpass", "error")
 #: keyword arguments of the fixture and the marker; the marker's other keywords are loss parameters
 CHECK_ARGUMENTS = ("reference", "inputs", "properties", "dtypes", "devices", "examples", "params", "framework",
-                   "name", "ranks", "where")
+                   "name", "ranks", "where", "mean")
 DEFAULT_PROPERTIES = ("value", "gradient")
 ITEM_ROWS = pytest.StashKey[list]()
 
@@ -76,17 +76,18 @@ class Checker:
                  devices: Iterable[str] | None = None, examples: int | None = None,
                  params: Mapping[str, Any] | None = None, framework: str | None = None,
                  name: str | None = None, ranks: Mapping[str, int] | None = None,
-                 where: Callable[[dict], bool] | None = None) -> list[dict]:
+                 where: Callable[[dict], bool] | None = None, mean: bool | None = None) -> list[dict]:
         """Check ``fn`` against catalog entry ``reference``'s oracle: ``properties`` (default value and
         gradient, and compiled for JAX losses and Keras losses on JAX or TensorFlow) x ``dtypes`` x
         ``devices`` (default: the session's options), ``examples`` hypothesis
         examples per check; ``ranks`` ({argument: number of dimensions}) checks only the reference's
-        draws of those ranks, ``where`` ({argument: NumPy array} -> bool) only the draws it accepts. Arguments left out come from the test's ``@pytest.mark.losscheck``, then
+        draws of those ranks, ``where`` ({argument: NumPy array} -> bool) only the draws it accepts;
+        ``mean=True``: ``fn`` returns the mean of the reference's values (``jnp.mean(optax_loss(...))``). Arguments left out come from the test's ``@pytest.mark.losscheck``, then
         from the session's options. Fails the test if a check fails; returns the result rows."""
         __tracebackhide__ = True
         given = {k: v for k, v in dict(reference=reference, inputs=inputs, properties=properties, dtypes=dtypes,
                                        devices=devices, examples=examples, params=params, framework=framework,
-                                       name=name, ranks=ranks, where=where).items() if v is not None}
+                                       name=name, ranks=ranks, where=where, mean=mean).items() if v is not None}
         rows, context = check_user_loss(self.node, fn, {**marker_arguments(self.node), **given})
         conclude(rows, context, pytrace=True)
         return rows
@@ -104,7 +105,7 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     """Run the checks ``args`` ask for on ``fn``, recorded on the session: (rows, the context a
     failure message needs)."""
     __tracebackhide__ = True
-    from .userloss import UsageError, check_callable, rank_hint, received_inputs, spec_for
+    from .userloss import UsageError, check_callable, mean_spec, rank_hint, received_inputs, reference_spec, spec_for
 
     settings = node.config.stash[SETTINGS]
     args = {k: v for k, v in args.items() if v is not None}
@@ -116,26 +117,31 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
     examples, dtypes, devices = checked_arguments(args, settings)
     common = dict(name=label, framework=args.get("framework"), params=args.get("params"), inputs=args.get("inputs"))
     rows: list[dict] = []
+    against = reference
     try:
+        if args.get("mean"):
+            against = mean_spec(reference_spec(reference))
         narrow = dict(ranks=args.get("ranks"), where=args.get("where"))
-        spec = spec_for(fn, reference, **narrow, **common)
+        spec = spec_for(fn, against, **narrow, **common)
         properties = _list(args.get("properties"), user_default_properties(spec.runtimes[0]))
         for device in devices:
             missing = device_missing(spec.runtimes[0], device)
             if missing:
                 rows += [_skipped(spec, p, d, device, settings.seed, missing) for p in properties for d in dtypes]
             else:
-                rows += check_callable(fn, reference, properties=properties, dtypes=dtypes, examples=examples,
+                rows += check_callable(fn, against, properties=properties, dtypes=dtypes, examples=examples,
                                        seed=settings.seed, device=device, **narrow, **common)
         if not args.get("ranks"):
             _hint_ranks(rows, lambda row: rank_hint(row, fn, label, reference, common["inputs"]))
+        if not args.get("mean"):
+            _hint_mean(rows, label, reference)
     except UsageError as exc:
         raise LosscheckFailure(f"losscheck could not check {label} against {reference}: {exc}") from None
     replay = pytest_command(node, settings, examples_given="examples" in args)
     module = getattr(getattr(node, "module", None), "__name__", None)
 
     def received(row):   # what the loss received on the row's input, for the snippet (int64 class indices...)
-        return received_inputs(fn, reference, row["input"], row["dtype"], want_grad=row["property"] in
+        return received_inputs(fn, against, row["input"], row["dtype"], want_grad=row["property"] in
                                ("gradient", "numerics"), framework=common["framework"], params=common["params"],
                                bind=common["inputs"])
 
@@ -160,6 +166,15 @@ def _hint_ranks(rows: list[dict], hint: Callable[[dict], str]) -> None:
                 found[key] = hint(row)
             if found[key]:
                 row["message"] = f"{row['message']} ({found[key]})"
+
+
+def _hint_mean(rows: list[dict], label: str, reference: str) -> None:
+    """A scalar where the reference returns one value per sample or element (optax's losses are
+    unreduced): the X002 cause says how to check the mean."""
+    for row in rows:
+        if row["status"] == "fail" and row.get("code") == "X002" and row["message"].startswith("returned shape ()"):
+            row["message"] += (f" (if {label} averages {reference}'s values, as jnp.mean(...) or "
+                               ".mean() does, pass mean=True)")
 
 
 def _rank(value) -> int:

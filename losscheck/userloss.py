@@ -326,6 +326,24 @@ def rank_hint(row: dict, fn: Callable, fn_name: str, reference: str, inputs: Map
     return ""
 
 
+def mean_spec(spec):
+    """``spec`` with its oracle averaged over its output (what ``jnp.mean(optax_loss(...))`` computes):
+    the reference of a user's loss that averages an unreduced framework loss."""
+    from .reference._core import Result
+
+    def oracle(case):
+        r = spec.oracle(case)
+        shape, n = np.shape(r.value), max(int(np.size(r.value)), 1)
+
+        def spread(g):
+            return np.broadcast_to(np.asarray(g, np.float64) / n, shape)
+
+        return Result(np.mean(r.value), np.mean(r.scale), lambda g: r.vjp(spread(g)), r.kink_gap,
+                      None if r.grad_scale is None else (lambda g: r.grad_scale(spread(g))))
+
+    return replace(spec, oracle=oracle, exact=None, batch_axes={}, pair=None, notes=f"mean of {spec.id}")
+
+
 def check_callable(fn: Callable, reference: str | LossSpec, *, properties: Iterable[str] = ("value", "gradient"),
                    dtypes: Iterable[str] = ("float64", "float32"), examples: int = 50, seed: int = 0,
                    device: str = "cpu", name: str | None = None, framework: str | None = None,

@@ -240,25 +240,6 @@ def _maybe_mean(refs, reduce):
     return [None if r is None else (np.mean(r[0]), np.mean(r[1])) for r in refs]
 
 
-def mean_spec(spec):
-    """``spec`` with its oracle averaged over its output (what ``jnp.mean(optax_loss(...))`` computes)."""
-    from dataclasses import replace
-
-    from ..reference._core import Result
-
-    def oracle(case):
-        r = spec.oracle(case)
-        shape, n = np.shape(r.value), max(int(np.size(r.value)), 1)
-
-        def spread(g):
-            return np.broadcast_to(np.asarray(g, np.float64) / n, shape)
-
-        return Result(np.mean(r.value), np.mean(r.scale), lambda g: r.vjp(spread(g)), r.kink_gap,
-                      None if r.grad_scale is None else (lambda g: r.grad_scale(spread(g))))
-
-    return replace(spec, oracle=oracle, exact=None, batch_axes={}, pair=None, notes=f"mean of {spec.id}")
-
-
 def _mapping_text(mapping: dict) -> str:
     moved = {u: s for u, s in mapping.items() if u != s}
     return "" if not moved else " (" + ", ".join(f"{u} as {s}" for u, s in moved.items()) + ")"

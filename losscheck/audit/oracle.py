@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .identify import Identification, mean_spec
+from ..userloss import mean_spec
+from .identify import Identification
 from .infer import Plan
 from .probes import Probe, result
 

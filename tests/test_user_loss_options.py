@@ -1,6 +1,7 @@
 """``ranks=`` and ``where=``: checking a user's loss on the part of its reference's input space it
 is written for (an (N, C) label-smoothing cross-entropy against torch's CrossEntropyLoss, which also
-draws unbatched, K-dimensional, probability and ignored targets)."""
+draws unbatched, K-dimensional, probability and ignored targets); ``mean=True``: a loss that averages
+an unreduced reference (``jnp.mean(optax.losses.huber_loss(...))``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -92,3 +93,31 @@ def test_narrowed(losscheck):
                                  "some of them, pass ranks=, e.g. ranks={'logits': 2})"])
 
 
+
+
+def test_mean_checks_a_loss_that_averages_an_unreduced_reference(pytester):
+    pytester.makepyfile(test_mean='''
+import torch
+
+def mse(input, target):
+    return ((input - target) ** 2).mean()
+
+def sum_of_squares(input, target):
+    return ((input - target) ** 2).sum()
+
+def test_unreduced(losscheck):
+    losscheck(mse, reference="torch.nn.MSELoss", params={"reduction": "none"})
+
+def test_mean(losscheck):
+    losscheck(mse, reference="torch.nn.MSELoss", params={"reduction": "none"}, mean=True)
+
+def test_mean_of_a_sum(losscheck):
+    losscheck(sum_of_squares, reference="torch.nn.MSELoss", params={"reduction": "none"}, mean=True)
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--losscheck-examples", "5")
+    result.assert_outcomes(passed=1, failed=2)
+    out = result.stdout.str()
+    assert "returned shape (), the documented result has shape" in out and \
+        "(if mse averages torch.nn.MSELoss's values, as jnp.mean(...) or .mean() does, pass mean=True)" in out
+    # mean=True does not excuse a sum: the value is the mean times the element count
+    assert "test_mean_of_a_sum: sum_of_squares [torch, value, float64, cpu] V002" in out
