@@ -261,11 +261,22 @@ def spec_for(fn: Callable, reference: str | LossSpec, *, name: str | None = None
         call = wrap(call)
     call.checked_against = CheckedAgainst(ref, dict(pinned))  # the compat property reads the reference's pairing
     return replace(ref, id=name or _name(fn), framework=framework, args=args, draw=draw, call=call,
-                   runtimes=(runtime,), expected=(), precision=(),
+                   runtimes=(runtime,), expected=(), precision=_keras_precision(fn, runtime),
                    swappable=ref.swappable if ref.swappable and set(ref.swappable) <= taken else None,
                    pair=ref.pair if ref.pair and set(ref.pair) <= taken else None,
                    params_doc=", ".join(f"{k}={v!r}" for k, v in pinned.items()),
                    notes=f"user loss checked against {reference}")
+
+
+def _keras_precision(fn, runtime: str) -> tuple:
+    """A Keras loss object (instance or class) reduces in ``Loss.__call__``, which on the jax and torch
+    backends computes float64 losses in float32 whatever the object's dtype: Keras' own behaviour
+    (the catalog's KERAS_FLOAT64_IN_FLOAT32), a deviation of the user's loss as of the reference's."""
+    from .catalog.build import KERAS_FLOAT64_IN_FLOAT32 as p
+
+    cls = fn if inspect.isclass(fn) else type(fn)
+    keras_loss = any(c.__module__.startswith("keras") and c.__name__ == "Loss" for c in cls.__mro__)
+    return (p,) if keras_loss and runtime in p.runtimes else ()
 
 
 def _wanted_ranks(ranks, ref: LossSpec, reference: str, args, keywords: Mapping[str, str], draw) -> dict[str, int]:

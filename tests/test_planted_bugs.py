@@ -178,3 +178,25 @@ def test_case_is_checked_in_the_dtype_it_was_rounded_to():
 
     check(spec_of("probe", mse_mean, oracle), "value", "float32", examples=3)
     assert set(seen) == {("float32", "torch")}
+
+
+# ---- float64 inputs computed in float32 (D001), and what is not that ----------------------------------
+
+def mse_in_float32(ns, params):
+    return lambda input, target: ((input.float() - target.float()) ** 2).mean()
+
+
+def mse_slightly_off(ns, params):
+    return lambda input, target: ((input - target) ** 2).mean() * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("prop", ["value", "gradient"])
+def test_a_loss_computed_in_float32_is_d001_with_the_cause_and_an_error_of_another_size_is_not(prop):
+    row = check(spec_of("planted.mse_in_float32", mse_in_float32, MSE_ORACLE), prop, examples=30)
+    assert (row["status"], row["code"]) == ("fail", "D001"), row["message"]
+    assert row["message"].startswith("float64 inputs computed in float32: the ") and ".float(), tf.cast" in row["message"]
+    assert check(spec_of("planted.mse_in_float32", mse_in_float32, MSE_ORACLE), prop, "float32",
+                 examples=30)["status"] == "pass"
+    # within float32's bound too, but the result is no float32 number: not a float32 computation
+    off = check(spec_of("planted.mse_slightly_off", mse_slightly_off, MSE_ORACLE), prop, examples=30)
+    assert off["status"] == "fail" and off["code"] != "D001", off["message"]

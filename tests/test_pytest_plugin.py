@@ -278,6 +278,41 @@ def test_a_keras_loss_that_fails_in_fit_fails_the_test_with_x010_and_a_fit_like_
     assert "FAIL value" not in result.stdout.str() and "FAIL gradient" not in result.stdout.str()
 
 
+KERAS_LOSS_OBJECTS = '''
+import keras
+from keras import ops
+
+class MyMSE(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return ops.mean(ops.square(y_true - y_pred), axis=-1)
+
+def test_default_dtype(losscheck):
+    losscheck(MyMSE(), reference="keras.losses.MeanSquaredError", properties=["value"])
+
+def test_float64_dtype(losscheck):
+    losscheck(MyMSE(dtype="float64"), reference="keras.losses.MeanSquaredError", properties=["value"])
+'''
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_a_keras_loss_object_made_in_float32_is_d001_with_what_to_do(pytester, monkeypatch, backend):
+    """A Keras Loss object computes in the dtype it was built with (float32 unless floatx was float64 then):
+    on TensorFlow that is the user's to fix (dtype='float64'); on jax and torch Keras' reduction computes
+    float64 losses in float32 whatever the object's dtype: a deviation, as for the catalog's own losses."""
+    needs("tensorflow" if backend == "tensorflow" else "torch")
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    pytester.makepyfile(test_keras_objects=KERAS_LOSS_OBJECTS)
+    result = pytester.runpytest_subprocess(*SMALL)
+    if backend == "tensorflow":
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["E * FAIL value float64 on keras-tensorflow/cpu: D001 computed at lower precision*",
+                                     "E *cause: float64 inputs computed in float32: the value is right to float32's "
+                                     "precision*build it with dtype='float64'*"])
+    else:
+        result.assert_outcomes(passed=2)
+        assert "2 deviations" in result.stdout.str()
+
+
 def test_marker_checks_the_returned_loss_with_its_parameters(pytester):
     needs("torch")
     pytester.makepyfile(test_marked=MARKED_LOSSES)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tolerance import EPS, value_error
-from .common import HALF, Finding
+from ..tolerance import EPS, GRAD_BOUND, VALUE_BOUND, grad_error, value_error
+from .common import HALF, Finding, n_terms, rounded
 
 
 #: the finite range of the half-precision dtypes, as a cause names it
@@ -143,7 +143,54 @@ def explain_value(spec, case, actual, ref, dtype, error, bound) -> Finding:
         if np.allclose(ratio, r, rtol=1e3 * EPS[dtype], atol=0) and abs(r - 1) > 1e-3:
             return Finding("V006", f"value is {r:.6g} x the oracle on every output; {base}",
                            details={"factor": r}, **kw)
+    if dtype == "float64" and _float32_numbers(actual):
+        low = _float32_value_error(spec, case, actual)
+        if low is not None:
+            return Finding("D001", f"float64 inputs computed in float32: the value is right to float32's precision "
+                           f"({low}){_why_float32(case)}; {base}", **kw)
     return Finding("V001", f"value disagrees with the oracle: {base}", **kw)
+
+
+def _float32_numbers(x) -> bool:
+    """Every finite element of ``x`` is a float32 number: what a float64 result computed in float32
+    and widened back is (a float64 computation lands there about once in 2^29)."""
+    x = np.asarray(x, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    return finite.size > 0 and bool(np.all(finite.astype(np.float32).astype(np.float64) == finite))
+
+
+def _eps_text(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def _float32_value_error(spec, case, actual) -> str | None:
+    """"error E float32 eps, bound B" when ``actual`` is right for the loss computed in float32 (on
+    the case rounded to float32, or on the case as given: a float32 computation with float64
+    weights); None when it is not."""
+    bound = VALUE_BOUND["float32"](n_terms(case))
+    for c in (rounded(case, "float32", case.runtime), case):
+        try:
+            low = spec.oracle(c)
+        except Exception:  # noqa: BLE001 - the rounded case may leave the oracle's domain
+            continue
+        if np.shape(low.value) != np.shape(actual):
+            continue
+        err = value_error(actual, low.value, low.scale, "float32")
+        worst = float(np.max(err)) if np.size(err) else 0.0
+        if worst <= bound:
+            return f"error {_eps_text(worst)} float32 eps, bound {bound:,.0f}"
+    return None
+
+
+def _why_float32(case) -> str:
+    runtime = str(case.runtime or "")
+    if runtime == "keras-tensorflow":
+        return ("; a Keras loss object computes in its own dtype, fixed when it is constructed (float32 unless "
+                "floatx was float64 then): build it with dtype='float64' to check or train it in float64")
+    if runtime.startswith("keras"):
+        return ("; Keras on jax and torch promotes float64 with float32 to float32 (BIT64_TO_BIT32_DTYPE): a "
+                "float32 constant or a Keras loss object's reduction brings the float64 inputs down")
+    return "; a cast to float32 inside the loss (.float(), tf.cast, astype) or a float32 intermediate"
 
 
 def explain_gradient(spec, case, arg, g, r, mags, skip, dtype, error, bound, value_ok) -> Finding:
@@ -175,6 +222,13 @@ def explain_gradient(spec, case, arg, g, r, mags, skip, dtype, error, bound, val
         c = float(np.median(ratio))
         if abs(c - 1) > 1e-3 and np.allclose(g[keep], c * r[keep], rtol=0, atol=tol * max(1.0, abs(c))):
             return Finding("G005", f"gradient of {name!r} is {c:.6g} x the oracle's; {base}", **kw)
+    if dtype == "float64" and case is not None and _float32_numbers(g[keep]):
+        bound32 = GRAD_BOUND["float32"](n_terms(case))
+        err32 = grad_error(g, r, mags, "float32", skip)
+        if err32 <= bound32:
+            return Finding("D001", f"float64 inputs computed in float32: the gradient of {name!r} is right to "
+                           f"float32's precision (error {_eps_text(err32)} float32 eps, bound {bound32:,.0f})"
+                           f"{_why_float32(case)}; {base}", **kw)
     if value_ok:
         return Finding("G006", f"the value agrees but the gradient of {name!r} does not: the backward is not the "
                        f"derivative of the forward; {base}", **kw)
