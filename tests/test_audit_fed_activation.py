@@ -186,3 +186,24 @@ def test_a_model_ending_in_softmax_trained_with_a_loss_that_applies_softmax_is_a
     assert set(findings(smoothed)) == {"A002"}   # no G001 from off-simplex "reals" targets
     assert entry(doc, "weighted_bce")["status"] == "pass"
     assert entry(doc, "keras.losses.binary_crossentropy")["status"] == "pass"
+
+
+def test_a_loss_held_by_self_is_a_framework_loss_with_its_call_sites(tmp_path):
+    path = tmp_path / "trainer.py"
+    path.write_text(textwrap.dedent('''
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.criterion = nn.CrossEntropyLoss(reduction="sum")
+
+            def step(self, x, y):
+                probs = F.softmax(self.model(x), dim=1)
+                return self.criterion(probs, y)
+    '''))
+    (c,) = discover(str(path)).candidates
+    assert (c.name, c.builtin, c.builtin_params) == ("self.criterion", "torch.nn.CrossEntropyLoss", {"reduction": "sum"})
+    assert [(m["line"], m["activation"]) for m in c.models] == [(13, "softmax")] and len(c.call_sites) == 1

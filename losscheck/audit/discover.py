@@ -268,6 +268,13 @@ def discover(path: str) -> FileInfo:
     class_models = {m["name"]: m for m in models}
     instances: dict[str, str] = {}  # variable -> the candidate (or framework id) it holds
     for node in ast.walk(tree):
+        attr = _self_loss(node)
+        if attr is not None:   # self.criterion = nn.CrossEntropyLoss() in a model or trainer class
+            var, fid, params = attr
+            if var not in by_name:
+                add(Candidate(var, node.lineno, "framework loss", {}, builtin=fid, builtin_params=params))
+            instances[var] = var
+            continue
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             var, value = node.targets[0].id, node.value
             at_top = node in tree.body
@@ -337,6 +344,20 @@ def discover(path: str) -> FileInfo:
     _call_sites(tree, source, cands, by_name, instances, models)
     _pair_models(cands, models, tree)
     return FileInfo(path, frameworks, cands, models)
+
+
+def _self_loss(node) -> tuple[str, str, dict] | None:
+    """(``self.name``, catalog id, literal keywords) of ``self.name = nn.SomeLoss(...)``."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Attribute)
+            and isinstance(node.value, ast.Call)):
+        return None
+    var, func = dotted(node.targets[0]), dotted(node.value.func)
+    short = func.rsplit(".", 1)[-1] if func else ""
+    fid = framework_loss_id(func) if func else None
+    if not var.startswith("self.") or var.count(".") != 1 or fid is None or not short[:1].isupper() \
+            or short in KERAS_UPPER:
+        return None
+    return var, fid, {kw.arg: _literal(kw.value) for kw in node.value.keywords if kw.arg}
 
 
 def _training_steps(functions: dict, models: list[dict]) -> set[str]:

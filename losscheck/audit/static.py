@@ -82,6 +82,8 @@ def pairing(spec_id: str, params: dict, models: list[dict], title: str | None = 
         site = {**params, **(m.get("params") or {})}   # a call site's own from_logits=...
         params_v, pair = next(((pv, pr) for pv, pr in variants if all(site.get(k, v) == v for k, v in pv.items())),
                               variants[0])
+        # a setting no variant names exactly (label_smoothing=0.1) is measured as given, not as the variant's
+        params_v = {**params_v, **{k: site[k] for k in params_v if k in site}}
         if m.get("kind") == "argument":
             what = f"line {m['line']} passes {m['argument']}, a {act} output, as the prediction"
         else:
