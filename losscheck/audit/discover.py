@@ -26,6 +26,10 @@ from dataclasses import asdict, dataclass, field
 
 LOSS_NAME = re.compile(r"loss|criterion|objective|mse|mae|huber|entropy|divergence|distance|penalty|hinge|"
                        r"dice|focal|contrastive|triplet|cosine|similarity|(^|_)(kl|nll|bce|xent)(_|$)", re.I)
+#: names of evaluation metrics (accuracy, f1_score, dice_coefficient): listed, not audited as losses,
+#: unless the name also says loss (dice_loss) or the function is declared
+METRIC_NAME = re.compile(r"accuracy|(^|_)acc(_|$)|precision|recall|(^|_)f1|fbeta|(^|_)auc(_|$)|(^|_)roc(_|$)|"
+                         r"metric|score|coefficient|(^|_)coef(_|$)|(^|_)iou(_|$)|(^|_)miou|top_?k|error_rate", re.I)
 OBJECTIVE_PARAMS = {"params", "model", "variables", "state", "weights_and_biases", "net", "module"}
 ACTIVATIONS = {"softmax": "softmax", "log_softmax": "log_softmax", "logsoftmax": "log_softmax",
                "sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh", "linear": "none", "none": "none"}
@@ -410,6 +414,8 @@ def _function_candidate(node, factories) -> Candidate | None:
                   body_losses=body_losses(node, pos))
     if node.name in factories:
         c.skip = "a factory: it returns the loss function (audited where the file calls it at module level)"
+    elif _metric(node.name) and declared is None:
+        c.skip = _METRIC_SKIP.format(node.name)
     elif set(p.lower() for p in required) & OBJECTIVE_PARAMS:
         c.skip = (f"a training objective over model parameters ({', '.join(p for p in required if p.lower() in OBJECTIVE_PARAMS)}"
                   "): audit the loss it computes as a function of predictions and targets")
@@ -423,6 +429,15 @@ def _method(cls: ast.ClassDef, *names):
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in names:
             return n
     return None
+
+
+_METRIC_SKIP = ("a metric by its name ({}), not a training loss; a loss built from a metric (1 - soft F1, Dice) is "
+                "audited when its name says loss or it is decorated with @losscheck.declare")
+
+
+def _metric(name: str) -> bool:
+    """Whether a name says evaluation metric and not loss (``f1_score``, not ``f1_loss``)."""
+    return bool(METRIC_NAME.search(name)) and not re.search(r"loss|criterion|objective", name, re.I)
 
 
 def _class_candidate(node: ast.ClassDef) -> tuple[Candidate | None, dict | None]:
@@ -449,6 +464,8 @@ def _class_candidate(node: ast.ClassDef) -> tuple[Candidate | None, dict | None]
     c = Candidate(node.name, node.lineno, kind, {"global": node.name}, params=pos, ctor_params=ctor,
                   doc=(ast.get_docstring(call) or ast.get_docstring(node) or ""), annotations=_annotations(call),
                   declared=_declared(node.decorator_list), body_losses=body_losses(call, pos))
+    if _metric(node.name) and c.declared is None and not keras_loss:
+        c.skip = _METRIC_SKIP.format(node.name)
     return c, None
 
 

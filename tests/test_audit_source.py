@@ -1,6 +1,8 @@
-"""An activation applied at a framework loss's call site (``F.cross_entropy(F.softmax(z, 1), y)``, or
-``p = torch.sigmoid(z)`` then ``F.binary_cross_entropy_with_logits(p, y)``): found in the source,
-measured by losscheck.compat (A002-A004) on the framework loss's own runtime."""
+"""What the audit reads from a file's source: an activation applied at a framework loss's call site
+(``F.cross_entropy(F.softmax(z, 1), y)``, or ``p = torch.sigmoid(z)`` then
+``F.binary_cross_entropy_with_logits(p, y)``), measured by losscheck.compat (A002-A004) on the
+framework loss's own runtime; the framework loss a user's loss calls on its arguments (its inputs and
+its model pairing); losses held by ``self``; metrics that are not losses."""
 from __future__ import annotations
 
 import textwrap
@@ -207,3 +209,39 @@ def test_a_loss_held_by_self_is_a_framework_loss_with_its_call_sites(tmp_path):
     (c,) = discover(str(path)).candidates
     assert (c.name, c.builtin, c.builtin_params) == ("self.criterion", "torch.nn.CrossEntropyLoss", {"reduction": "sum"})
     assert [(m["line"], m["activation"]) for m in c.models] == [(13, "softmax")] and len(c.call_sites) == 1
+
+
+def test_metrics_in_a_training_script_are_listed_not_audited_as_losses(tmp_path):
+    """accuracy() and f1_score() beside the loss of a training script failed G002 and B003 as losses."""
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+        import torch.nn.functional as F
+        import losscheck
+
+
+        def accuracy(preds, targets):
+            return (preds.argmax(dim=1) == targets).float().mean()
+
+
+        def f1_score(y_pred, y_true, eps=1e-8):
+            tp = (y_pred * y_true).sum()
+            return 2 * tp / (y_pred.sum() + y_true.sum() + eps)
+
+
+        def soft_f1_loss(y_pred, y_true):
+            return 1 - f1_score(y_pred, y_true)
+
+
+        @losscheck.declare(inputs="y_pred=unit(N,D),y_true=binary(N,D)")
+        def dice_coefficient(y_pred, y_true):
+            return 1 - (2 * (y_pred * y_true).sum() + 1) / (y_pred.sum() + y_true.sum() + 1)
+
+
+        def loss_fn(logits, targets):
+            return F.cross_entropy(logits, targets)
+    '''))
+    found = {c.name: c for c in discover(str(path)).candidates}
+    assert found["accuracy"].skip.startswith("a metric by its name (accuracy), not a training loss")
+    assert found["f1_score"].skip and not found["soft_f1_loss"].skip
+    assert not found["dice_coefficient"].skip and not found["loss_fn"].skip   # declared; a loss
