@@ -245,3 +245,23 @@ def test_metrics_in_a_training_script_are_listed_not_audited_as_losses(tmp_path)
     assert found["accuracy"].skip.startswith("a metric by its name (accuracy), not a training loss")
     assert found["f1_score"].skip and not found["soft_f1_loss"].skip
     assert not found["dice_coefficient"].skip and not found["loss_fn"].skip   # declared; a loss
+
+
+def test_a_helper_taking_x_and_y_is_not_a_loss_by_its_parameters_alone(tmp_path):
+    path = tmp_path / "utils.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+
+
+        def normalize(x, y):
+            return x / x.norm(), y
+
+
+        def mse(x, y):
+            return ((x - y) ** 2).mean()
+
+
+        def compute(output, target):
+            return ((output - target) ** 2).mean()
+    '''))
+    assert sorted(c.name for c in discover(str(path)).candidates) == ["compute", "mse"]

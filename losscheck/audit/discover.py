@@ -392,12 +392,28 @@ def _returns_function(fn) -> bool:
     return False
 
 
+#: parameter names that say prediction or target only weakly: (x, y) is as often data as a loss's pair
+WEAK_ROLE_NAMES = frozenset({"x", "y", "input", "inputs", "output", "outputs", "out", "true", "actual", "expected",
+                             "real_values"})
+
+
+def _names_a_pair(params: list[str]) -> bool:
+    """A prediction and a target among ``params``, at least one of them by a name that says so
+    (``y_pred``, ``logits``, ``target``...): ``normalize(x, y)`` is no loss by its parameters alone."""
+    from .infer import role_of_name
+
+    roles = {p: role_of_name(p) for p in params}
+    pair = {r for r in roles.values() if r in ("prediction", "target")}
+    return pair == {"prediction", "target"} and any(
+        r in ("prediction", "target") and p.lower() not in WEAK_ROLE_NAMES for p, r in roles.items())
+
+
 def _function_candidate(node, factories) -> Candidate | None:
     from .infer import role_of_name
 
     pos, required = _params(node)
     roles = [role_of_name(p) for p in pos]
-    has_pair = "prediction" in roles and "target" in roles
+    has_pair = _names_a_pair(pos)
     loss_named = bool(LOSS_NAME.search(node.name))
     declared = _declared(node.decorator_list)
     # def my_loss(*args) / (**kwargs): named inputs come only from --inputs or declare (the worker
@@ -441,8 +457,6 @@ def _metric(name: str) -> bool:
 
 
 def _class_candidate(node: ast.ClassDef) -> tuple[Candidate | None, dict | None]:
-    from .infer import role_of_name
-
     bases = [dotted(b) for b in node.bases]
     torch_module = any(b.endswith("Module") or b.endswith("_Loss") or b.endswith("_WeightedLoss") for b in bases)
     keras_loss = any(b.split(".")[-1] == "Loss" for b in bases)
@@ -451,8 +465,7 @@ def _class_candidate(node: ast.ClassDef) -> tuple[Candidate | None, dict | None]
     if call is None:
         return None, None
     pos, _ = _params(call, drop_self=True)
-    roles = [role_of_name(p) for p in pos]
-    loss_like = bool(LOSS_NAME.search(node.name)) or ("prediction" in roles and "target" in roles) or keras_loss
+    loss_like = bool(LOSS_NAME.search(node.name)) or _names_a_pair(pos) or keras_loss
     init = _method(node, "__init__")
     ctor = _params(init, drop_self=True)[1] if init is not None else []
     if not loss_like:
