@@ -135,6 +135,8 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
             _hint_ranks(rows, lambda row: rank_hint(row, fn, label, reference, common["inputs"]))
         if not args.get("mean"):
             _hint_mean(rows, label, reference)
+        if not args.get("where"):
+            _hint_ignored(rows, label, reference)
     except UsageError as exc:
         raise LosscheckFailure(f"losscheck could not check {label} against {reference}: {exc}") from None
     replay = pytest_command(node, settings, examples_given="examples" in args)
@@ -175,6 +177,25 @@ def _hint_mean(rows: list[dict], label: str, reference: str) -> None:
         if row["status"] == "fail" and row.get("code") == "X002" and row["message"].startswith("returned shape ()"):
             row["message"] += (f" (if {label} averages {reference}'s values, as jnp.mean(...) or "
                                ".mean() does, pass mean=True)")
+
+
+def _hint_ignored(rows: list[dict], label: str, reference: str) -> None:
+    """A loss that raised on a target equal to the reference's ignore_index (torch draws them: such
+    targets count for nothing): the X001 cause says how to leave them out."""
+    for row in rows:
+        ignore = (row.get("params") or {}).get("ignore_index")
+        target = (row.get("input") or {}).get("target")
+        if row["status"] != "fail" or row.get("code") != "X001" or ignore is None or target is None:
+            continue
+        if ignore in _flat(target):
+            row["message"] += (f" ({reference} draws targets equal to ignore_index={ignore}, which it leaves out; "
+                               f"if {label} does not take them, pass where=lambda x: (x['target'] != {ignore}).all())")
+
+
+def _flat(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flat(item)]
+    return [value]
 
 
 def _rank(value) -> int:

@@ -85,9 +85,17 @@ def test_whole_reference(losscheck):
 def test_narrowed(losscheck):
     losscheck(smoothed_ce, reference="torch.nn.CrossEntropyLoss", params={"label_smoothing": 0.1},
               ranks={"logits": 2, "target": 1}, where=lambda x: (x["target"] != -100).all())
+
+def test_ranks_only(losscheck):
+    losscheck(smoothed_ce, reference="torch.nn.CrossEntropyLoss", params={"label_smoothing": 0.1},
+              ranks={"logits": 2, "target": 1})
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--losscheck-examples", "5")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["E * cause: RuntimeError: index -100 is out of bounds* (torch.nn.CrossEntropyLoss "
+                                 "draws targets equal to ignore_index=-100, which it leaves out; if smoothed_ce does "
+                                 "not take them, pass where=lambda x: *"])
+    assert "pass where=lambda x: (x['target'] != -100).all())" in result.stdout.str()
     result.stdout.fnmatch_lines(["E * cause: IndexError: * (torch.nn.CrossEntropyLoss draws its input, smoothed_ce's "
                                  "logits, with 1, 2, 3 or 4 dimensions; this one has 1. If smoothed_ce takes only "
                                  "some of them, pass ranks=, e.g. ranks={'logits': 2})"])
