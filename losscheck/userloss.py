@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from dataclasses import dataclass, replace
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
@@ -316,9 +317,12 @@ def drawn_ranks(draw, examples: int = 40) -> dict[str, Counter]:
     return out
 
 
-def rank_hint(row: dict, fn: Callable, fn_name: str, reference: str, inputs: Mapping[str, str] | None = None) -> str:
+def rank_hint(row: dict, fn: Callable, fn_name: str, reference: str, inputs: Mapping[str, str] | None = None,
+              retry: Callable[[dict], list[str]] | None = None) -> str:
     """For a user loss that raised (X001) on an input of a rank the reference draws beside others:
-    how to check only the ranks the loss takes; "" otherwise."""
+    how to check only the ranks the loss takes; "" otherwise. ``retry(ranks)`` gives the X001 messages
+    of a short check with those ranks: a suggestion after which the loss raises the same error is not
+    made (a module holding a (3,) weight raises on every width but 3, whatever the rank)."""
     if row.get("code") != "X001" or not isinstance(row.get("input"), dict):
         return ""
     ref = reference_spec(reference)
@@ -332,9 +336,18 @@ def rank_hint(row: dict, fn: Callable, fn_name: str, reference: str, inputs: Map
             whose = f"its {arg}" + (f", {fn_name}'s {user}," if user != arg else "")
             ranks = sorted(drawn[arg])
             listed = ", ".join(map(str, ranks[:-1])) + f" or {ranks[-1]}"
+            if retry is not None and _same_error(row["message"], retry({user: others[0]})):
+                return ""
             return (f"{reference} draws {whose} with {listed} dimensions; this one has {rank}. If {fn_name} takes "
                     f"only some of them, pass ranks=, e.g. ranks={{{user!r}: {others[0]}}}")
     return ""
+
+
+def _same_error(message: str, others: list[str]) -> bool:
+    """Whether one of ``others`` is ``message``'s error, numbers aside (sizes differ between draws)."""
+    def key(m):
+        return re.sub(r"\d+", "#", m.split(" (")[0])
+    return any(key(m) == key(message) for m in others)
 
 
 def mean_spec(spec):

@@ -129,3 +129,27 @@ def test_mean_of_a_sum(losscheck):
         "(if mse averages torch.nn.MSELoss's values, as jnp.mean(...) or .mean() does, pass mean=True)" in out
     # mean=True does not excuse a sum: the value is the mean times the element count
     assert "test_mean_of_a_sum: sum_of_squares [torch, value, float64, cpu] V002" in out
+
+
+def test_no_ranks_hint_where_other_ranks_raise_the_same_error(pytester):
+    """A module holding a (3,) weight raises on every width but 3, whatever the rank: suggesting ranks=
+    would send the user the wrong way, so the cause is left as the exception."""
+    pytester.makepyfile(test_fixed_width='''
+import torch
+import torch.nn as nn
+
+class WeightedMSE(nn.Module):
+    def __init__(self, weight):
+        super().__init__()
+        self.register_buffer("weight", weight)
+
+    def forward(self, input, target):
+        return (self.weight * (input - target) ** 2).mean()
+
+def test_fixed_width(losscheck):
+    losscheck(WeightedMSE(torch.ones(3)), reference="torch.nn.MSELoss")
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--losscheck-examples", "5")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E * cause: RuntimeError: The size of tensor a (3) must match the size of tensor b*"])
+    assert "pass ranks=" not in result.stdout.str()
