@@ -25,7 +25,8 @@ import re
 from dataclasses import asdict, dataclass, field
 
 LOSS_NAME = re.compile(r"loss|criterion|objective|mse|mae|huber|entropy|divergence|distance|penalty|hinge|"
-                       r"dice|focal|contrastive|triplet|cosine|similarity|(^|_)(kl|nll|bce|xent)(_|$)", re.I)
+                       r"dice|focal|contrastive|triplet|cosine|similarity|poisson|tversky|lovasz|cosh|"
+                       r"(^|_)(kl|nll|bce|xent|l1|l2|ctc|margin)(_|$)", re.I)
 #: names of evaluation metrics (accuracy, f1_score, dice_coefficient): listed, not audited as losses,
 #: unless the name also says loss (dice_loss) or the function is declared
 METRIC_NAME = re.compile(r"accuracy|(^|_)acc(_|$)|precision|recall|(^|_)f1|fbeta|(^|_)auc(_|$)|(^|_)roc(_|$)|"
