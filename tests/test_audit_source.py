@@ -270,3 +270,19 @@ def test_a_helper_taking_x_and_y_is_not_a_loss_by_its_parameters_alone(tmp_path)
     '''))
     assert sorted(c.name for c in discover(str(path)).candidates if c.kind == "function") == \
         ["compute", "mse", "smooth_l1"]
+
+
+def test_a_keras_loss_built_inside_compile_is_one_entry(tmp_path):
+    """compile(loss=tf.keras.losses.BinaryCrossentropy(from_logits=True)) also showed up as a second,
+    check-free entry 'tf.keras.losses.BinaryCrossentropy' (a constructor taken for a direct call)."""
+    path = tmp_path / "models.py"
+    path.write_text(textwrap.dedent('''
+        import tensorflow as tf
+        from tensorflow import keras
+
+        clf = keras.Sequential([keras.layers.Dense(1, activation="sigmoid")])
+        clf.compile(optimizer="adam", loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+        mse = tf.keras.losses.MSE(tf.zeros(3), tf.ones(3))
+    '''))
+    names = [c.name for c in discover(str(path)).candidates]
+    assert names == ["compile(loss=tf.keras.losses.BinaryCrossentropy(...)) line 6", "tf.keras.losses.MSE"]

@@ -294,8 +294,7 @@ def discover(path: str) -> FileInfo:
                 func = dotted(value.func)
                 fid = framework_loss_id(func)
                 # ``criterion = nn.MSELoss()`` holds a loss; ``ce = F.cross_entropy(z, y)`` holds its value
-                short = func.rsplit(".", 1)[-1]
-                if fid is not None and short[:1].isupper() and short not in KERAS_UPPER:
+                if fid is not None and _builds(func):
                     params = {kw.arg: _literal(kw.value) for kw in value.keywords if kw.arg}
                     c = by_name.get(var) or Candidate(var, node.lineno, "framework loss", {"global": var},
                                                       builtin=fid, builtin_params=params)
@@ -317,7 +316,7 @@ def discover(path: str) -> FileInfo:
                     instances[var] = wrapped.id
                     by_name[wrapped.id].aliases.append(var)
                     continue
-                if short == "partial" and at_top:
+                if func.rsplit(".", 1)[-1] == "partial" and at_top:
                     add(Candidate(var, node.lineno, "partial", {"global": var},
                                   notes=[f"functools.partial at line {node.lineno}: "
                                          f"{ast.get_source_segment(source, value) or ''}"[:200]]))
@@ -351,16 +350,21 @@ def discover(path: str) -> FileInfo:
     return FileInfo(path, frameworks, cands, models)
 
 
+def _builds(func: str) -> bool:
+    """Whether a call of the dotted name ``func`` builds a loss object (``nn.MSELoss``,
+    ``keras.losses.BinaryCrossentropy``) rather than computing a loss (``F.mse_loss``, ``keras.losses.MSE``)."""
+    short = func.rsplit(".", 1)[-1]
+    return short[:1].isupper() and short not in KERAS_UPPER
+
+
 def _self_loss(node) -> tuple[str, str, dict] | None:
     """(``self.name``, catalog id, literal keywords) of ``self.name = nn.SomeLoss(...)``."""
     if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Attribute)
             and isinstance(node.value, ast.Call)):
         return None
     var, func = dotted(node.targets[0]), dotted(node.value.func)
-    short = func.rsplit(".", 1)[-1] if func else ""
     fid = framework_loss_id(func) if func else None
-    if not var.startswith("self.") or var.count(".") != 1 or fid is None or not short[:1].isupper() \
-            or short in KERAS_UPPER:
+    if not var.startswith("self.") or var.count(".") != 1 or fid is None or not _builds(func):
         return None
     return var, fid, {kw.arg: _literal(kw.value) for kw in node.value.keywords if kw.arg}
 
@@ -627,7 +631,7 @@ def _call_sites(tree, source, cands, by_name, instances, models):
         target = by_name.get(instances.get(func, func)) if func else None
         if target is None and func:
             fid = framework_loss_id(func)
-            if fid is not None and not func.endswith("Loss"):   # a framework function called directly
+            if fid is not None and not _builds(func):   # a framework function called directly
                 target = direct.get(func)
                 if target is None:
                     target = direct[func] = Candidate(f"{func}", node.lineno, "framework loss", {}, builtin=fid)
@@ -741,8 +745,7 @@ def body_losses(fn, params: list[str]) -> list[dict]:
             continue
         func = dotted(call.func)
         fid = framework_loss_id(func) if func else None
-        short = func.rsplit(".", 1)[-1] if func else ""
-        if fid is None or (short[:1].isupper() and short not in KERAS_UPPER):   # a class: built, not called
+        if fid is None or _builds(func):   # a class: built here, called elsewhere
             continue
         keras = fid.startswith("keras.")
         pred_expr = _argument(call, 1 if keras else 0, _PREDICTION_KEYWORDS)
