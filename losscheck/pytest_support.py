@@ -131,17 +131,17 @@ def check_user_loss(node, fn: Callable, args: Mapping[str, Any]) -> tuple[list[d
             else:
                 rows += check_callable(fn, against, properties=properties, dtypes=dtypes, examples=examples,
                                        seed=settings.seed, device=device, **narrow, **common)
-        if not args.get("ranks"):
-            def retry(ranks, dtype):   # the suggested ranks on a few examples of the value check
-                try:
-                    tried = check_callable(fn, against, properties=["value"], dtypes=[dtype], examples=5,
-                                           seed=settings.seed, ranks=ranks, where=narrow["where"], **common)
-                except UsageError as exc:
-                    return [str(exc)]
-                return [r["message"] for r in tried if r.get("code") == "X001"]
+        def retry(ranks, dtype):   # the suggested ranks on a few examples of the value check
+            try:
+                tried = check_callable(fn, against, properties=["value"], dtypes=[dtype], examples=5,
+                                       seed=settings.seed, ranks=ranks, where=narrow["where"], **common)
+            except UsageError as exc:
+                return [str(exc)]
+            return [r["message"] for r in tried if r.get("code") == "X001"]
 
-            _hint_ranks(rows, lambda row: rank_hint(row, fn, label, reference, common["inputs"],
-                                                    retry=lambda ranks: retry(ranks, row["dtype"])))
+        _hint_ranks(rows, lambda row: rank_hint(row, fn, label, reference, common["inputs"],
+                                                retry=lambda ranks: retry(ranks, row["dtype"]),
+                                                given=args.get("ranks")))
         if not args.get("mean"):
             _hint_mean(rows, label, reference)
         if not args.get("where"):

@@ -318,29 +318,47 @@ def drawn_ranks(draw, examples: int = 40) -> dict[str, Counter]:
 
 
 def rank_hint(row: dict, fn: Callable, fn_name: str, reference: str, inputs: Mapping[str, str] | None = None,
-              retry: Callable[[dict], list[str]] | None = None) -> str:
-    """For a user loss that raised (X001) on an input of a rank the reference draws beside others:
-    how to check only the ranks the loss takes; "" otherwise. ``retry(ranks)`` gives the X001 messages
-    of a short check with those ranks: a suggestion after which the loss raises the same error is not
-    made (a module holding a (3,) weight raises on every width but 3, whatever the rank)."""
+              retry: Callable[[dict], list[str]] | None = None, given: Mapping[str, int] | None = None) -> str:
+    """For a user loss that raised (X001) on inputs of ranks the reference draws beside others: the
+    ``ranks=`` to pass (``given``, the ranks already passed, kept); "" when there is none.
+
+    The candidates are the rank combinations the reference draws, nearest first. ``retry(ranks)``
+    gives the X001 messages of a short check with those ranks: a suggestion after which the loss raises
+    the same error is not made (a module holding a (3,) weight raises on every width but 3, whatever
+    the rank)."""
     if row.get("code") != "X001" or not isinstance(row.get("input"), dict):
         return ""
     ref = reference_spec(reference)
     keywords = _bind(fn, ref, inputs)[1]
-    drawn = drawn_ranks(ref.draw)
-    for arg, value in row["input"].items():
-        rank = int(np.ndim(value))
-        others = sorted((r for r in drawn.get(arg, ()) if r != rank), key=lambda r: (abs(r - rank), r))
-        if others:
-            user = keywords.get(arg, arg)
-            whose = f"its {arg}" + (f", {fn_name}'s {user}," if user != arg else "")
-            ranks = sorted(drawn[arg])
-            listed = ", ".join(map(str, ranks[:-1])) + f" or {ranks[-1]}"
-            if retry is not None and _same_error(row["message"], retry({user: others[0]})):
+    by_user = {keywords.get(a, a): a for a in row["input"]}
+    pinned = {by_user.get(k, k): r for k, r in (given or {}).items()}
+    failing = {a: int(np.ndim(v)) for a, v in row["input"].items()}
+    combos = Counter(tuple((a, int(np.ndim(c.inputs[a]))) for a in failing if a in c.inputs)
+                     for c in _sampled(ref.draw))
+    varying = sorted({a for combo in combos for a, r in combo if a not in pinned and r != failing[a]})
+    tried = 0
+    # nearest to the failing ranks first (an unbatched (C,) input's fix is (N, C), not (N, C, d1, d2))
+    order = sorted(combos, key=lambda c: (sum(abs(r - failing[a]) for a, r in c), [r for _, r in c]))
+    for combo in order:
+        ranks = dict(combo)
+        if any(ranks.get(a, r) != r for a, r in pinned.items()) or all(ranks[a] == failing[a] for a in varying):
+            continue
+        suggestion = {keywords.get(a, a): ranks[a] for a in sorted(set(varying) | set(pinned)) if a in ranks}
+        tried += 1
+        if retry is not None and _same_error(row["message"], retry(suggestion)):
+            if tried >= 3:
                 return ""
-            return (f"{reference} draws {whose} with {listed} dimensions; this one has {rank}. If {fn_name} takes "
-                    f"only some of them, pass ranks=, e.g. ranks={{{user!r}: {others[0]}}}")
+            continue
+        drawn = "; ".join(f"{keywords.get(a, a)} with {_listed(sorted({r for c in combos for b, r in c if b == a}))}"
+                          for a in varying)
+        this = ", ".join(f"{keywords.get(a, a)} {failing[a]}" for a in varying)
+        return (f"{reference} draws {drawn} dimensions; this input has {this}. If {fn_name} takes only some of "
+                f"them, pass ranks={suggestion!r}")
     return ""
+
+
+def _listed(values: list[int]) -> str:
+    return ", ".join(map(str, values[:-1])) + f" or {values[-1]}" if len(values) > 1 else str(values[0])
 
 
 def _same_error(message: str, others: list[str]) -> bool:

@@ -89,16 +89,26 @@ def test_narrowed(losscheck):
 def test_ranks_only(losscheck):
     losscheck(smoothed_ce, reference="torch.nn.CrossEntropyLoss", params={"label_smoothing": 0.1},
               ranks={"logits": 2, "target": 1})
+
+def test_logits_rank_only(losscheck):
+    losscheck(smoothed_ce, reference="torch.nn.CrossEntropyLoss", params={"label_smoothing": 0.1},
+              ranks={"logits": 2}, where=lambda x: (x["target"] != -100).all())
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--losscheck-examples", "5")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=1, failed=3)
+    # ranks= given for the logits: the hint keeps them and adds the target's
+    assert ("this input has target 2. If smoothed_ce takes only some of them, pass ranks={'logits': 2, "
+            "'target': 1})") in result.stdout.str()
     result.stdout.fnmatch_lines(["E * cause: RuntimeError: index -100 is out of bounds* (torch.nn.CrossEntropyLoss "
                                  "draws targets equal to ignore_index=-100, which it leaves out; if smoothed_ce does "
                                  "not take them, pass where=lambda x: *"])
     assert "pass where=lambda x: (x['target'] != -100).all())" in result.stdout.str()
-    result.stdout.fnmatch_lines(["E * cause: IndexError: * (torch.nn.CrossEntropyLoss draws its input, smoothed_ce's "
-                                 "logits, with 1, 2, 3 or 4 dimensions; this one has 1. If smoothed_ce takes only "
-                                 "some of them, pass ranks=, e.g. ranks={'logits': 2})"])
+    out = result.stdout.str()
+    # the nearest ranks the reference draws after which the loss no longer raises this error, for every
+    # argument whose rank varies (logits alone at rank 2 would next fail on probability targets)
+    assert ("(torch.nn.CrossEntropyLoss draws logits with 1, 2, 3 or 4; target with 0, 1, 2, 3 or 4 dimensions; "
+            "this input has logits 1, target 0. If smoothed_ce takes only some of them, pass "
+            "ranks={'logits': 2, 'target': 1})") in out
 
 
 
